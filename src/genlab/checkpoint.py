@@ -1,0 +1,93 @@
+"""Checkpoints that survive crashes and cannot run code when loaded.
+
+A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
+the old one (os.replace is atomic on POSIX), so a kill at any moment leaves either the previous
+complete file or the new complete file. The state is serialised with torch.save, wrapped with its
+SHA-256 and a format version, and always read back with `weights_only=True`: a flipped byte is
+reported as corruption, and a crafted pickle is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab import __version__
+from genlab.errors import GenlabError
+
+FORMAT_VERSION = 1
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    blob = buf.getvalue()
+    wrapper = {
+        "format_version": FORMAT_VERSION,
+        "genlab_version": __version__,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "blob": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(wrapper, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise GenlabError(f"checkpoint {path} does not exist.")
+    try:
+        wrapper = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the unpickler raises many types; all mean "not a loadable checkpoint"
+        raise GenlabError(_unreadable(path, exc)) from None
+    if not isinstance(wrapper, dict) or "format_version" not in wrapper or "blob" not in wrapper:
+        raise GenlabError(f"{path} is not a genlab checkpoint (no format version or payload).")
+    version = wrapper["format_version"]
+    if version > FORMAT_VERSION:
+        raise GenlabError(f"{path} was written by genlab {wrapper.get('genlab_version', '?')} in checkpoint "
+                          f"format {version}; this genlab ({__version__}) reads formats up to {FORMAT_VERSION}. "
+                          f"Upgrade genlab to load it.")
+    blob = wrapper["blob"].numpy().tobytes()
+    if hashlib.sha256(blob).hexdigest() != wrapper.get("sha256"):
+        raise GenlabError(f"{path} is corrupt: its content does not match the SHA-256 recorded when it was "
+                          f"written. Use the other checkpoint in that folder (last.pt / best.pt).")
+    try:
+        return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise GenlabError(_unreadable(path, exc)) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    text = str(exc).split("\n")[0]
+    if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        return (f"{path} was refused: it contains pickled Python objects that could run code when loaded "
+                f"({text[:200]}). genlab loads only tensors and plain data.")
+    return f"{path} is truncated, corrupt or not a checkpoint ({type(exc).__name__}: {text[:200]})."
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,129 @@
+"""Command line: `genlab train | models | configs`. Errors in user input print one paragraph, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from genlab import __version__
+from genlab.errors import GenlabError, TrainingInterrupted
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab", description="Train, evaluate and explore image generative models.")
+    p.add_argument("--version", action="version", version=f"genlab {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a YAML config (or a bundled config name)")
+    t.add_argument("config", nargs="?", help="YAML file or bundled name (default: quickstart; "
+                                             "with --resume: the run's saved config)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted or finished run")
+    t.add_argument("--out", type=Path, metavar="DIR", help="parent folder of the run (default: output.root)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    t.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    sub.add_parser("models", help="list registered models and their arguments")
+    sub.add_parser("configs", help="list bundled configs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging()
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "models":
+            return cmd_models()
+        if args.command == "configs":
+            return cmd_configs()
+        _parser().print_help()
+        return 0
+    except GenlabError as exc:
+        if args.debug:
+            raise
+        print(textwrap.fill(f"genlab: error: {exc}", width=100), file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(f"genlab: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("genlab: interrupted before a checkpoint could be written", file=sys.stderr)
+        return 130
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines printed above a live progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("genlab")
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+
+def cmd_train(args) -> int:
+    from genlab import config
+    from genlab.train import train
+
+    cfg = None
+    if args.resume is not None:
+        if args.config or args.overrides:
+            from genlab.run import RunDir
+
+            base = args.config or str(RunDir(args.resume).config)
+            if not args.config and not RunDir(args.resume).config.is_file():
+                raise GenlabError(f"cannot resume: {args.resume} is not a genlab run folder (no config.yaml).")
+            cfg = config.load(base, args.overrides)
+            if not args.config:  # overrides on the saved config keep its name
+                cfg = cfg.model_copy(update={"name": RunDir(args.resume).read_config().name})
+    else:
+        cfg = config.load(args.config or "quickstart", args.overrides)
+    outcome = train(cfg, out=args.out, overwrite=args.overwrite, resume=args.resume)
+    run, p = outcome.run, outcome.result.progress
+    print(f"\nrun folder:   {run.path}")
+    print(f"checkpoints:  {run.last} (last), {run.best} (best validation loss, epoch {p.best_epoch + 1})")
+    print(f"history:      {run.history}")
+    for f in outcome.figures:
+        print(f"figure:       {f}")
+    if outcome.result.last_val:
+        print("validation:   " + ", ".join(f"{k}={v:.5g}" for k, v in outcome.result.last_val.items()))
+    print(f"trained:      {p.step} steps, {p.images:,} images in {p.seconds:.1f} s "
+          f"({p.images / max(p.seconds, 1e-9):.0f} images/s)")
+    return 0
+
+
+def cmd_models() -> int:
+    from genlab.models import MODELS, model_arguments
+
+    for name in sorted(MODELS):
+        args = ", ".join(f"{k}={v!r}" for k, v in model_arguments(name).items())
+        print(f"{name:10s} {args}")
+    return 0
+
+
+def cmd_configs() -> int:
+    from genlab.config import packaged_configs
+
+    for name in packaged_configs():
+        print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Data sets by name, decoded to uint8 arrays, served as normalised batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.config import DataConfig
+from genlab.data.loader import Batch, BatchLoader, Normalizer
+from genlab.data.sources import READERS, ImageSet, channels_of, limit_sets
+from genlab.errors import GenlabError
+
+__all__ = ["Batch", "BatchLoader", "DataBundle", "ImageSet", "Normalizer", "channels_of", "load_data"]
+
+_LIMITS_APPLIED_BY_READER = {"image_folder", "celeba"}
+
+
+@dataclass
+class DataBundle:
+    train: ImageSet
+    val: ImageSet
+    channels: int
+    image_size: int
+    normalizer: Normalizer
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.train.labels is None:
+            return None
+        return len(self.train.class_names) if self.train.class_names else int(self.train.labels.max()) + 1
+
+
+def load_data(cfg: DataConfig) -> DataBundle:
+    train, val = READERS[cfg.name](cfg)
+    if cfg.name not in _LIMITS_APPLIED_BY_READER:
+        train, val = limit_sets(train, val, cfg)
+    if not cfg.labels:
+        train.labels = val.labels = None
+    if len(train) == 0:
+        raise GenlabError(f"data set {cfg.name!r} gave no training images; check data.root and data.limit.")
+    if len(val) == 0:
+        raise GenlabError(f"data set {cfg.name!r} gave no validation images; raise data.val_fraction "
+                          f"(now {cfg.val_fraction}) or add images.")
+    ch = channels_of(cfg)
+    return DataBundle(train, val, ch, cfg.image_size, Normalizer(cfg.normalize, ch))

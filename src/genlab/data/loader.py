@@ -1,0 +1,103 @@
+"""Batches from uint8 image arrays: shuffled by (seed, epoch), augmented and normalised per batch.
+
+The order of epoch e is a permutation drawn from a generator seeded with (seed, e), so a run
+resumed at batch k of epoch e skips straight to the same k-th batch: no loader state to save.
+Images stay uint8 until they reach the device (a quarter of the bytes of float32 to copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NORMALIZATION = {
+    "minus_one_one": ((0.5,), (0.5,)),
+    "zero_one": ((0.0,), (1.0,)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # float (B, C, H, W), normalised
+    labels: torch.Tensor | None  # int64 (B,)
+
+
+class Normalizer:
+    """Maps uint8 images to the model's input range and back (for figures and metrics)."""
+
+    def __init__(self, kind: str, channels: int):
+        mean, std = NORMALIZATION[kind]
+        if len(mean) == 3 and channels == 1:  # gray images: ImageNet statistics of the luminance
+            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        self.kind = kind
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = x_uint8.float().div_(255.0)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] (clamped): the range in which figures are drawn and PSNR/SSIM computed."""
+        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0.0, 1.0)
+
+    def output_range(self) -> tuple[float, float]:
+        """The normalised values of black and white, per the widest channel."""
+        lo = ((0 - self.mean) / self.std).min().item()
+        hi = ((1 - self.mean) / self.std).max().item()
+        return lo, hi
+
+
+class BatchLoader:
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
+                 seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,
+                 device: torch.device | str = "cpu"):
+        self.images = images
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.normalizer = normalizer
+        self.hflip = hflip
+        self.drop_last = drop_last
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images)
+
+    def order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Batches of `epoch` from the `start`-th on; augmentation draws come from the same (seed, epoch)."""
+        order = self.order(epoch)
+        flip_rng = np.random.default_rng([self.seed, epoch, 1])
+        flips = flip_rng.random(len(order)) < 0.5 if self.hflip else None
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self._make(idx, None if flips is None else flips[b * self.batch_size:(b + 1) * self.batch_size])
+
+    def _make(self, idx: np.ndarray, flips: np.ndarray | None) -> Batch:
+        sorted_idx = np.sort(idx)  # sorted reads are kinder to memory-mapped arrays
+        back = np.argsort(np.argsort(idx))
+        x = torch.from_numpy(np.ascontiguousarray(self.images[sorted_idx][back])).permute(0, 3, 1, 2)
+        x = x.to(self.device, non_blocking=True)
+        x = self.normalizer(x)
+        if flips is not None and flips.any():
+            f = torch.from_numpy(flips).to(x.device)
+            x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
+        y = None
+        if self.labels is not None:
+            y = torch.from_numpy(self.labels[sorted_idx][back]).to(self.device, non_blocking=True)
+        return Batch(x.contiguous(), y)

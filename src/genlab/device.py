@@ -1,0 +1,52 @@
+"""Device and precision selection: CUDA when present, else CPU; the policy in one testable place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from genlab.errors import GenlabError
+
+
+def select_device(pref: str, cuda_available: bool | None = None) -> torch.device:
+    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if pref == "auto":
+        return torch.device("cuda" if cuda else "cpu")
+    if pref.startswith("cuda") and not cuda:
+        raise GenlabError(f"train.device is {pref!r} but no CUDA device is available; use 'auto' or 'cpu'.")
+    return torch.device(pref)
+
+
+def select_precision(pref: str, device: torch.device, bf16_supported: bool | None = None) -> str:
+    """auto: bf16 on GPUs that support it, else fp16 (with a gradient scaler); fp32 on CPU."""
+    if device.type != "cuda":
+        if pref == "fp16":
+            raise GenlabError("train.precision fp16 needs a CUDA device; on CPU use fp32 or bf16.")
+        return "fp32" if pref == "auto" else pref
+    if pref != "auto":
+        return pref
+    bf16 = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
+    return "bf16" if bf16 else "fp16"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(False)

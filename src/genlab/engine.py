@@ -1,0 +1,262 @@
+"""The one training engine: device, precision, progress, history, checkpoints, resume, interrupts.
+
+It knows objectives only through their contract (`model`, `optimizers`, `train_step`,
+`eval_step`), so autoencoders and GANs share every line here. A run resumed from a checkpoint
+continues exactly: the data order is a function of (seed, epoch), the checkpoint carries the
+optimiser, scheduler and RNG states and the partial epoch's sums, and history rows after the
+checkpoint are dropped before training continues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from genlab import checkpoint
+from genlab.config import RunConfig
+from genlab.data import BatchLoader, DataBundle
+from genlab.device import autocast, grad_scaler, select_precision
+from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
+from genlab.history import History
+from genlab.objectives import Objective, Stepper
+from genlab.objectives.optim import build_scheduler
+from genlab.run import RunDir
+
+log = logging.getLogger("genlab.engine")
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epoch in progress (0-based)
+    batch: int = 0  # batches of that epoch already done
+    step: int = 0  # optimiser steps overall
+    images: int = 0
+    seconds: float = 0.0  # training time, excluding validation and checkpoint writes
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    epoch_count: int = 0
+
+
+@dataclass
+class FitResult:
+    progress: Progress
+    last_val: dict[str, float]
+    stopped_early: str | None = None
+
+
+EpochCallback = Callable[[Objective, Progress], None]
+
+
+def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device) -> tuple[BatchLoader, BatchLoader]:
+    bs = cfg.train.batch_size
+    if len(data.train) < bs:
+        raise GenlabError(f"the training set has {len(data.train)} images, fewer than one batch "
+                          f"(train.batch_size={bs}); use at least {bs} images or a smaller batch size.")
+    train = BatchLoader(data.train.images, data.train.labels, batch_size=bs, shuffle=True,
+                        seed=cfg.train.seed, normalizer=data.normalizer, hflip=cfg.data.hflip,
+                        drop_last=True, device=device)
+    val = BatchLoader(data.val.images, data.val.labels, batch_size=bs, shuffle=False, seed=cfg.train.seed,
+                      normalizer=data.normalizer, device=device)
+    return train, val
+
+
+def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch.device, precision: str
+             ) -> dict[str, float]:
+    """Image-weighted mean of each eval term over the whole loader, with a fixed noise seed."""
+    objective.model.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sums: dict[str, float] = {}
+    n = 0
+    with torch.no_grad(), autocast(device, precision):
+        for batch in loader.batches():
+            terms = objective.eval_step(batch, gen)
+            b = batch.images.shape[0]
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * b
+            n += b
+    objective.model.train()
+    return {k: v / n for k, v in sums.items()}
+
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a flag checked at step boundaries (main thread only)."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not in the main thread: leave handlers alone
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received:  # a second Ctrl-C means "now"
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    def __init__(self, objective: Objective, data: DataBundle, cfg: RunConfig, run: RunDir,
+                 device: torch.device, callbacks: list[EpochCallback] | None = None):
+        self.objective = objective
+        self.cfg = cfg
+        self.run = run
+        self.device = device
+        self.precision = select_precision(cfg.train.precision, device)
+        self.train_loader, self.val_loader = make_loaders(data, cfg, device)
+        self.steps_per_epoch = len(self.train_loader)
+        total = cfg.train.epochs * self.steps_per_epoch
+        self.total_steps = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
+        self.stepper = Stepper(cfg.optim.grad_clip, grad_scaler(device, self.precision))
+        self.schedulers = {k: s for k, o in objective.optimizers.items()
+                           if (s := build_scheduler(o, cfg.optim, cfg.train.epochs)) is not None}
+        self.callbacks = callbacks or []
+        self.progress = Progress()
+        self.history = History(run.history)
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "model": self.objective.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.objective.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler else None,
+            "progress": asdict(self.progress),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def save(self, which: str = "last") -> Path:
+        path = self.run.last if which == "last" else self.run.best
+        checkpoint.save_atomic(self.state(), path)
+        return path
+
+    def restore(self, state: dict) -> None:
+        self.objective.model.load_state_dict(state["model"])
+        for k, o in self.objective.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        if self.stepper.scaler and state.get("scaler"):
+            self.stepper.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.history.truncate_after(self.progress.step, self.progress.epoch)
+
+    # ------------------------------------------------------------ loop
+    def fit(self, stop_after_steps: int | None = None) -> FitResult:
+        """Train to the configured length; `stop_after_steps` ends early with a checkpoint (a test hook
+        that behaves like an interruption)."""
+        p = self.progress
+        bar = _progress_bar(self.cfg.train.progress, self.total_steps, p.step)
+        last_val: dict[str, float] = {}
+        self.objective.model.train()
+        try:
+            with _Signals() as sig:
+                while p.step < self.total_steps:
+                    t0 = time.perf_counter()
+                    for batch in self.train_loader.batches(p.epoch, p.batch):
+                        self._train_one(batch, bar, time.perf_counter() - t0)
+                        t0 = time.perf_counter()
+                        if sig.received:
+                            path = self.save()
+                            raise TrainingInterrupted(sig.received, EXIT_CODES[sig.received], str(path))
+                        if stop_after_steps is not None and p.step >= stop_after_steps:
+                            self.save()
+                            return FitResult(p, last_val, "stop_after_steps")
+                        if p.step % self.cfg.train.checkpoint_every_steps == 0:
+                            self.save()
+                        if p.step >= self.total_steps:
+                            break
+                    last_val = self._end_epoch(bar)
+        except NonFiniteLoss as exc:
+            raise NonFiniteLoss(f"{exc}; training stopped. The last good checkpoint is {self.run.last} "
+                                f"(step {_saved_step(self.run.last)}). Lower optim.lr, set optim.grad_clip, "
+                                f"or check the data.") from None
+        finally:
+            bar.close()
+            self.history.close()
+        return FitResult(p, last_val)
+
+    def _train_one(self, batch, bar, load_seconds: float) -> None:
+        p = self.progress
+        t = time.perf_counter()
+        self.stepper.step_index = p.step
+        with autocast(self.device, self.precision):
+            terms = self.objective.train_step(batch, p.step, self.stepper)
+        values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist()))
+        dt = time.perf_counter() - t + load_seconds
+        b = batch.images.shape[0]
+        p.step += 1
+        p.batch += 1
+        p.images += b
+        p.seconds += dt
+        p.epoch_count += b
+        for k, v in values.items():
+            p.epoch_sums[k] = p.epoch_sums.get(k, 0.0) + v * b
+        if p.step % self.cfg.train.log_every_steps == 0:
+            self.history.write("step", "train", p.epoch, p.step, p.images, p.seconds, values)
+        bar.update(1)
+        bar.set_description(f"epoch {p.epoch + 1}/{self.cfg.train.epochs}", refresh=False)
+        bar.set_postfix({**{k: f"{v:.4g}" for k, v in values.items()}, "img/s": f"{b / max(dt, 1e-9):.0f}"},
+                        refresh=False)
+
+    def _end_epoch(self, bar) -> dict[str, float]:
+        p = self.progress
+        train_means = {k: v / max(p.epoch_count, 1) for k, v in p.epoch_sums.items()}
+        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
+        self.history.write("epoch", "train", p.epoch, p.step, p.images, p.seconds, train_means)
+        self.history.write("epoch", "val", p.epoch, p.step, p.images, p.seconds, val)
+        for s in self.schedulers.values():
+            s.step()
+        rate = p.images / max(p.seconds, 1e-9)
+        msg = (f"epoch {p.epoch + 1}/{self.cfg.train.epochs}  train "
+               + " ".join(f"{k}={v:.4g}" for k, v in train_means.items())
+               + "  |  val " + " ".join(f"{k}={v:.4g}" for k, v in val.items()) + f"  |  {rate:.0f} img/s")
+        log.info(msg)
+        improved = val.get("loss", math.inf) < p.best_loss
+        if improved:
+            p.best_loss, p.best_epoch = val["loss"], p.epoch
+        p.epoch += 1
+        p.batch = 0
+        p.epoch_sums, p.epoch_count = {}, 0
+        for cb in self.callbacks:
+            cb(self.objective, p)
+        if improved:
+            self.save("best")
+        self.save("last")
+        return val
+
+
+def _saved_step(path: Path) -> str:
+    try:
+        return str(checkpoint.load(path)["progress"]["step"])
+    except GenlabError:
+        return "none yet"
+
+
+def _progress_bar(enabled: bool, total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
+                mininterval=0.5, leave=True)

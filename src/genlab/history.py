@@ -1,0 +1,71 @@
+"""history.csv: one row per logged step and per epoch, train and validation, every loss term.
+
+Rows are appended and flushed as training goes, so a killed run keeps its history; on resume the
+rows past the checkpoint's step are dropped first, so no step is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+FIXED = ["scope", "split", "epoch", "step", "images", "seconds"]
+
+
+class History:
+    def __init__(self, path: Path):
+        self.path = path
+        self.columns: list[str] | None = None
+        self._file = None
+        self._writer = None
+        if path.is_file() and path.stat().st_size:
+            with path.open(newline="") as f:
+                header = next(csv.reader(f), None)
+            self.columns = header
+
+    def truncate_after(self, step: int, epoch: int) -> None:
+        """Keep rows a checkpoint at (step, epoch) already covers; rewrite atomically."""
+        if not self.path.is_file():
+            return
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if _covered(r, step, epoch)]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            if self.columns:
+                w = csv.DictWriter(f, self.columns)
+                w.writeheader()
+                w.writerows(keep)
+        os.replace(tmp, self.path)
+
+    def write(self, scope: str, split: str, epoch: int, step: int, images: int, seconds: float,
+              terms: dict[str, float]) -> None:
+        row = {"scope": scope, "split": split, "epoch": epoch, "step": step, "images": images,
+               "seconds": round(seconds, 3), **{k: f"{v:.6g}" for k, v in terms.items()}}
+        if self._writer is None:
+            new = self.columns is None
+            if new:
+                self.columns = FIXED + list(terms)
+            self._file = self.path.open("a", newline="")
+            self._writer = csv.DictWriter(self._file, self.columns, extrasaction="ignore")
+            if new:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+            self._file = self._writer = None
+
+
+def _covered(row: dict[str, str], step: int, epoch: int) -> bool:
+    if row["scope"] == "step":
+        return int(row["step"]) <= step
+    return int(row["epoch"]) < epoch  # an epoch row is written only once that epoch is finished
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

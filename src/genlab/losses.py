@@ -1,0 +1,54 @@
+"""Loss terms as pure functions, each citing the equation it implements."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse", reduction: str = "sum"
+                        ) -> torch.Tensor:
+    """Squared error or Bernoulli cross-entropy between a reconstruction and its target.
+
+    reduction "sum": summed over each image's pixels, averaged over the batch: the negative
+    log-likelihood (up to constants) of Kingma & Welling 2014, the scale at which β of Higgins et
+    al. 2017 is defined. reduction "mean": averaged over every pixel (PyTorch-VAE, seed 001): β
+    then weighs the KL against a per-pixel error, 1/(C*H*W) times smaller.
+    """
+    if kind == "mse":
+        per = F.mse_loss(x_hat.float(), x.float(), reduction="none")
+    elif kind == "bce":
+        per = F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float(), reduction="none")
+    else:
+        raise ValueError(f"unknown reconstruction loss {kind!r}")
+    if reduction == "mean":
+        return per.mean()
+    if reduction == "sum":
+        return per.flatten(1).sum(1).mean()
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) in closed form (Kingma & Welling 2014, appendix B):
+    0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), summed over latent dimensions and averaged
+    over the batch. Each summand is >= 0, so the term is never negative."""
+    return kl_per_dimension(mu, logvar).sum(1).mean()
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """(B, D) KL contributions; their batch mean per dimension shows which units are in use."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def capacity(step: int, c_max: float, steps: int) -> float:
+    """Target KL capacity C rising linearly from 0 to c_max over `steps` (Burgess et al. 2018, sec. 4)."""
+    return c_max * min(1.0, step / steps)
+
+
+def add_gaussian_noise(x: torch.Tensor, std: float, clip: tuple[float, float] | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """x + std * N(0, I): the corruption of a denoising autoencoder (Vincent et al. 2008)."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noisy = x + std * noise
+    return noisy.clamp(*clip) if clip else noisy

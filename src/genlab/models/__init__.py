@@ -1,0 +1,68 @@
+"""Model registry: name -> constructor or preset, checked against the constructor's own signature.
+
+Models are plain `nn.Module`s with `encode`, `decode`, `sample` and `reconstruct`; they know
+nothing of losses, optimisers, files or plots. `image_size` and `channels` come from the data
+section, so a config cannot describe one image shape to the loader and another to the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from torch import nn
+
+from genlab.errors import GenlabError
+from genlab.models.autoencoder import AutoEncoder
+from genlab.models.latent import Posterior
+from genlab.models.vae import VAE, ResVAE
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "ae": AutoEncoder,
+    "vae": partial(VAE, hidden_dims=(32, 64, 128), latent_dim=32),
+    # Seed 001 (PyTorch-VAE's BetaVAE): 32-64-128-256-512 conv blocks, latent 128.
+    "beta_vae": partial(VAE, hidden_dims=(32, 64, 128, 256, 512), latent_dim=128),
+    "res_vae": ResVAE,
+}
+
+_FROM_DATA = ("image_size", "channels")
+
+__all__ = ["MODELS", "Posterior", "build_model", "model_arguments"]
+
+
+def model_arguments(name: str) -> dict[str, Any]:
+    """The keyword arguments a registered model accepts, with their defaults (data-derived ones left out)."""
+    sig = inspect.signature(_factory(name))
+    return {k: (None if p.default is inspect.Parameter.empty else p.default)
+            for k, p in sig.parameters.items() if k not in _FROM_DATA}
+
+
+def build_model(name: str, kwargs: dict[str, Any], *, image_size: int, channels: int) -> nn.Module:
+    factory = _factory(name)
+    valid = model_arguments(name)
+    for key in kwargs:
+        if key in _FROM_DATA:
+            raise GenlabError(f"model.{key} is set by the data section (data.image_size, data.grayscale); "
+                              f"remove it from the model section.")
+        if key not in valid:
+            hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+            raise GenlabError(
+                f"model {name!r} has no argument {key!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else ".")
+                + f" Valid arguments: {', '.join(f'{k}={v!r}' for k, v in valid.items())}."
+            )
+    try:
+        return factory(image_size=image_size, channels=channels, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise GenlabError(f"cannot build model {name!r} at {image_size}x{image_size}x{channels}: {exc}.") from None
+
+
+def _factory(name: str) -> Callable[..., nn.Module]:
+    if name not in MODELS:
+        hint = difflib.get_close_matches(name, list(MODELS), n=1)
+        raise GenlabError(f"unknown model {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ".")
+                          + f" Registered models: {', '.join(sorted(MODELS))}.")
+    return MODELS[name]

@@ -1,0 +1,30 @@
+"""What an encoder returns: a diagonal Gaussian, or a point when there is no variance (plain AE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Posterior:
+    mean: torch.Tensor
+    logvar: torch.Tensor | None = None
+
+    @property
+    def is_variational(self) -> bool:
+        return self.logvar is not None
+
+    def rsample(self) -> torch.Tensor:
+        """Reparameterised draw z = mu + sigma * eps (Kingma & Welling 2014, eq. 10); the mean for an AE."""
+        if self.logvar is None:
+            return self.mean
+        return self.mean + torch.exp(0.5 * self.logvar) * torch.randn_like(self.mean)
+
+
+def prior_sample(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n codes from the standard-normal prior N(0, I), on the model's device."""
+    device = next(model.parameters()).device
+    return torch.randn(n, model.latent_dim, generator=generator, device=device)

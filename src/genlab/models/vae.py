@@ -1,0 +1,93 @@
+"""Variational autoencoders: the plain conv VAE (β-VAE preset) and the residual VAE for 128x128 faces."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genlab.models import blocks
+from genlab.models.blocks import ConvDecoder, ConvEncoder, ResidualBlock, down_sizes
+from genlab.models.latent import Posterior, prior_sample
+
+
+class VAE(nn.Module):
+    """Conv encoder (3x3 stride-2 blocks) to mu and log-variance; mirrored transposed-conv decoder."""
+
+    def __init__(self, *, image_size: int, channels: int,
+                 hidden_dims: tuple[int, ...] = (32, 64, 128, 256, 512), latent_dim: int = 128,
+                 batch_norm: bool = True, activation: str = "leaky_relu", output_activation: str = "tanh"):
+        super().__init__()
+        hidden_dims = tuple(hidden_dims)
+        self.latent_dim = latent_dim
+        self.image_shape = (channels, image_size, image_size)
+        self.encoder = ConvEncoder(channels, image_size, hidden_dims, batch_norm, activation, "vae")
+        self.fc_mu = nn.Linear(self.encoder.out_features, latent_dim)
+        self.fc_logvar = nn.Linear(self.encoder.out_features, latent_dim)
+        self.decoder = ConvDecoder(channels, self.encoder.sizes, hidden_dims, latent_dim, batch_norm,
+                                   activation, output_activation)
+
+    def encode(self, x: torch.Tensor) -> Posterior:
+        h = self.encoder(x)
+        return Posterior(self.fc_mu(h), self.fc_logvar(h))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean: the reconstruction protocol of seed 001."""
+        return self.decode(self.encode(x).mean)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(prior_sample(self, n, generator))
+
+
+class ResVAE(nn.Module):
+    """VAE whose encoder and decoder stages each hold residual blocks (seed 000, CelebA 128x128).
+
+    Encoder stage: residual blocks, then a 3x3 stride-2 conv to the next width. Decoder stage:
+    nearest upsampling to the exact mirrored size, a 3x3 conv, then residual blocks.
+    """
+
+    def __init__(self, *, image_size: int, channels: int,
+                 hidden_dims: tuple[int, ...] = (32, 64, 128, 256, 512), latent_dim: int = 128,
+                 blocks_per_stage: int = 1, activation: str = "leaky_relu", output_activation: str = "tanh"):
+        super().__init__()
+        hidden_dims = tuple(hidden_dims)
+        self.latent_dim = latent_dim
+        self.image_shape = (channels, image_size, image_size)
+        sizes = down_sizes(image_size, len(hidden_dims), "res_vae")
+        act = activation
+        enc: list[nn.Module] = [nn.Conv2d(channels, hidden_dims[0], 3, padding=1), blocks.activation(act)]
+        dims = (hidden_dims[0], *hidden_dims)
+        for c_in, c_out in zip(dims, dims[1:]):
+            enc += [ResidualBlock(c_in, act) for _ in range(blocks_per_stage)]
+            enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), blocks.activation(act)]
+        self.encoder = nn.Sequential(*enc, nn.Flatten())
+        flat = hidden_dims[-1] * sizes[-1] ** 2
+        self.fc_mu = nn.Linear(flat, latent_dim)
+        self.fc_logvar = nn.Linear(flat, latent_dim)
+
+        rev = tuple(reversed(dims))
+        rsizes = list(reversed(sizes))
+        self.start = (rev[0], rsizes[0], rsizes[0])
+        self.fc_dec = nn.Linear(latent_dim, flat)
+        dec: list[nn.Module] = []
+        for i in range(len(hidden_dims)):
+            dec += [nn.Upsample(size=(rsizes[i + 1], rsizes[i + 1]), mode="nearest"),
+                    nn.Conv2d(rev[i], rev[i + 1], 3, padding=1), blocks.activation(act)]
+            dec += [ResidualBlock(rev[i + 1], act) for _ in range(blocks_per_stage)]
+        dec += [nn.Conv2d(rev[-1], channels, 3, padding=1), blocks.output_activation(output_activation)]
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> Posterior:
+        h = self.encoder(x)
+        return Posterior(self.fc_mu(h), self.fc_logvar(h))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.fc_dec(z).view(z.shape[0], *self.start))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x).mean)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(prior_sample(self, n, generator))

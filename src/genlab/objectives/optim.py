@@ -1,0 +1,66 @@
+"""Optimisers from the config, and the one place where a loss becomes a parameter update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from genlab.config import OptimConfig
+from genlab.errors import NonFiniteLoss
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig, lr: float | None = None
+                    ) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: int):
+    """Stepped once per epoch, so a schedule does not depend on batch size."""
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_epochs)
+    if cfg.scheduler == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.scheduler_gamma)
+    return None
+
+
+class Stepper:
+    """zero_grad -> finite check -> backward (scaled for fp16) -> optional clipping -> step.
+
+    Objectives call this instead of `loss.backward()` so that precision, clipping and the
+    NaN/inf guard are the engine's business, identical for every model.
+    """
+
+    def __init__(self, grad_clip: float | None = None, scaler: torch.amp.GradScaler | None = None):
+        self.grad_clip = grad_clip
+        self.scaler = scaler
+        self.step_index = 0
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            if not torch.isfinite(value).all():
+                raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at step {self.step_index}")
+        optimizer.zero_grad(set_to_none=True)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
+        if self.scaler is None and not torch.isfinite(norm):
+            raise NonFiniteLoss(f"gradient norm is {norm.item()} at step {self.step_index}")
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()

@@ -1,0 +1,67 @@
+"""Reconstruction objective: AE, denoising AE, VAE, β-VAE and capacity-annealed β-VAE in one place.
+
+Whether a KL term exists is decided by the model's posterior (a plain AE has no variance), so one
+objective covers the whole autoencoder family without dispatching on model types.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.data import Batch, Normalizer
+from genlab.errors import GenlabError
+from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
+from genlab.objectives.optim import Stepper, build_optimizer
+
+
+class Reconstruction:
+    def __init__(self, model: nn.Module, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
+        if cfg.recon_loss == "bce" and normalizer.kind != "zero_one":
+            raise GenlabError(f"objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one "
+                              f"(now {normalizer.kind!r}) and model.output_activation: sigmoid.")
+        self.model = model
+        self.cfg = cfg
+        self.noise_clip = normalizer.output_range() if cfg.noise_clip else None
+        self.optimizers = {"model": build_optimizer(model.parameters(), optim)}
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The denoising input: x plus Gaussian noise of std `noise_std` in normalised units."""
+        if self.cfg.noise_std <= 0:
+            return x
+        return add_gaussian_noise(x, self.cfg.noise_std, self.noise_clip, generator)
+
+    def kl_weight(self, step: int) -> float:
+        """β · kld_weight, ramped linearly from 0 over kl_warmup_steps (Bowman et al. 2016)."""
+        w = self.cfg.beta * self.cfg.kld_weight
+        if self.cfg.kl_warmup_steps:
+            w *= min(1.0, step / self.cfg.kl_warmup_steps)
+        return w
+
+    def _terms(self, batch: Batch, step: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        x = batch.images
+        post = self.model.encode(self.corrupt(x, generator))
+        if post.logvar is None:
+            z = post.mean
+        else:
+            eps = torch.randn(post.mean.shape, generator=generator, device=x.device, dtype=post.mean.dtype)
+            z = post.mean + torch.exp(0.5 * post.logvar) * eps
+        recon = reconstruction_loss(self.model.decode(z), x, self.cfg.recon_loss, self.cfg.reduction)
+        if post.logvar is None:
+            return {"loss": recon, "recon": recon}
+        kl = kl_divergence(post.mean, post.logvar)
+        if self.cfg.capacity_max is not None:
+            c = capacity(step, self.cfg.capacity_max, self.cfg.capacity_steps)
+            loss = recon + self.cfg.gamma * (kl - c).abs()
+            return {"loss": loss, "recon": recon, "kl": kl, "capacity": torch.tensor(c)}
+        return {"loss": recon + self.kl_weight(step) * kl, "recon": recon, "kl": kl}
+
+    def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
+        terms = self._terms(batch, step, None)
+        stepper.step(terms["loss"], self.optimizers["model"], terms)
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return self._terms(batch, 10**12, generator)

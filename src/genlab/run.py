@@ -1,0 +1,112 @@
+"""The run folder: everything a run writes, and the rules for creating, resuming and reading one.
+
+    runs/<name>/config.yaml        resolved config (what actually ran)
+    runs/<name>/history.csv        loss terms per step and per epoch
+    runs/<name>/checkpoints/       last.pt, best.pt (self-describing: they carry the config)
+    runs/<name>/figures/           PNG figures
+    runs/<name>/train.log          the log
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from genlab.config import RunConfig, incompatible_changes, validate
+from genlab.errors import GenlabError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "checkpoints" / "best.pt"
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    def read_config(self) -> RunConfig:
+        if not self.config.is_file():
+            raise GenlabError(f"{self.path} is not a genlab run folder (no config.yaml).")
+        return validate(yaml.safe_load(self.config.read_text()) or {}, str(self.config))
+
+
+def create_run(cfg: RunConfig, out_root: Path | None, overwrite: bool) -> RunDir:
+    """A new run folder; an existing one is refused unless overwrite (then it is emptied)."""
+    root = Path(out_root or cfg.output.root)
+    run = RunDir(root / (cfg.name or "run"))
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise GenlabError(f"run folder {run.path} already exists. Continue it with --resume {run.path}, "
+                              f"replace it with --overwrite, or choose another name with --set name=NEW.")
+        shutil.rmtree(run.path)
+    _check_writable(run.path)
+    (run.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return run
+
+
+def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunConfig]:
+    """The run to continue and the config to continue it with; only harmless keys may change."""
+    run = RunDir(path)
+    if not path.is_dir():
+        raise GenlabError(f"cannot resume: run folder {path} does not exist.")
+    saved = run.read_config()
+    if not run.last.is_file():
+        raise GenlabError(f"cannot resume {path}: it has no checkpoints/last.pt yet; start it again with "
+                          f"--overwrite.")
+    cfg = saved
+    if new_cfg is not None:
+        bad = incompatible_changes(saved, new_cfg)
+        if bad:
+            raise GenlabError(f"cannot resume {path} with this config: it changes {', '.join(bad)}, which "
+                              f"the saved run computed differently. Only train.epochs, train.max_steps and "
+                              f"similar run-length settings may change on resume; start a new run instead.")
+        cfg = new_cfg
+        write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    _check_writable(path)
+    return run, cfg
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise GenlabError(f"cannot write to the run folder {path}: {exc.strerror}. Choose another output "
+                          f"with --out or output.root.") from None
+    free = shutil.disk_usage(path).free
+    if free < 50 * 2**20:
+        raise GenlabError(f"only {free // 2**20} MiB free at {path}; a run needs room for its checkpoints. "
+                          f"Free some space or choose another output with --out.")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,39 @@
+"""The figures a run gets at the end of training, drawn from the model's public API alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genlab.data import Normalizer
+from genlab.losses import add_gaussian_noise
+from genlab.viz.grids import save_grid, save_rows
+
+
+@torch.no_grad()
+def reconstruction_figure(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, path: Path,
+                          noise_std: float = 0.0, seed: int = 0) -> Path:
+    """Originals above reconstructions; with noise_std > 0, clean / noisy / denoised rows."""
+    model.eval()
+    unit = normalizer.to_unit
+    if noise_std > 0:
+        gen = torch.Generator(device=images.device).manual_seed(seed)
+        noisy = add_gaussian_noise(images, noise_std, generator=gen)
+        rows = [("clean", unit(images)), (f"noisy\n(std {noise_std:g})", unit(noisy)),
+                ("denoised", unit(model.reconstruct(noisy)))]
+        title = "Denoising: clean inputs, noisy inputs, reconstructions from the noisy inputs"
+    else:
+        rows = [("original", unit(images)), ("reconstruction", unit(model.reconstruct(images)))]
+        title = "Held-out images (top) and their reconstructions from the posterior mean (bottom)"
+    return save_rows(rows, path, title)
+
+
+@torch.no_grad()
+def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0) -> Path:
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    samples = normalizer.to_unit(model.sample(n, generator=gen))
+    return save_grid(samples, path, f"Samples from the prior N(0, I), seed {seed}")
