@@ -14,6 +14,7 @@ import logging
 import math
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -227,8 +228,12 @@ class Trainer:
         val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
         self.history.write("epoch", "train", p.epoch, p.step, p.images, p.seconds, train_means)
         self.history.write("epoch", "val", p.epoch, p.step, p.images, p.seconds, val)
-        for s in self.schedulers.values():
-            s.step()
+        with warnings.catch_warnings():
+            # After a resume at an epoch boundary the fresh optimizer has not stepped in this
+            # process yet, which makes PyTorch warn about the call order; the order is right.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for s in self.schedulers.values():
+                s.step()
         rate = p.images / max(p.seconds, 1e-9)
         msg = (f"epoch {p.epoch + 1}/{self.cfg.train.epochs}  train "
                + " ".join(f"{k}={v:.4g}" for k, v in train_means.items())

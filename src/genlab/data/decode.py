@@ -34,7 +34,8 @@ def open_image(path: Path, grayscale: bool) -> Image.Image:
             img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # I;16* is 16-bit by definition; only plain 32-bit "I" has to guess its scale from the values
+        top = 65535.0 if img.mode != "I" or arr.max() > 255 else 255.0
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info or img.mode in ("LA", "PA"):
         img = img.convert("RGBA")

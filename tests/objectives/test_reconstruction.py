@@ -1,0 +1,99 @@
+"""The reconstruction objective: which terms, which weights, what the denoiser sees."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.data import Batch, Normalizer
+from genlab.errors import GenlabError
+from genlab.losses import kl_divergence, reconstruction_loss
+from genlab.models import build_model
+from genlab.models.latent import Posterior
+from genlab.objectives import Reconstruction, Stepper
+
+
+class Recorder(torch.nn.Module):
+    """A fake model that records what it was given and returns a fixed posterior."""
+
+    def __init__(self, variational=True):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.variational = variational
+        self.seen = None
+
+    def encode(self, x):
+        self.seen = x.clone()
+        mu = torch.ones(x.shape[0], 2) + self.w
+        return Posterior(mu, torch.zeros_like(mu) if self.variational else None)
+
+    def decode(self, z):
+        return torch.zeros(z.shape[0], 1, 4, 4) + self.w
+
+
+def _obj(model, **cfg):
+    return Reconstruction(model, ObjectiveConfig(**cfg), OptimConfig(), Normalizer("minus_one_one", 1))
+
+
+def _batch():
+    return Batch(torch.full((3, 1, 4, 4), 0.5), None)
+
+
+def test_denoising_corrupts_input_but_targets_clean_image():
+    model = Recorder(variational=False)
+    terms = _obj(model, noise_std=0.3, reduction="mean").train_step(_batch(), 0, Stepper())
+    assert not torch.equal(model.seen, _batch().images)
+    assert abs((model.seen - 0.5).std().item() - 0.3) < 0.1
+    # decoder outputs 0, clean target 0.5 everywhere -> MSE 0.25 exactly (noise would change it)
+    assert terms["recon"].item() == pytest.approx(0.25)
+    assert set(terms) == {"loss", "recon"}
+
+
+def test_vae_loss_is_recon_plus_beta_times_kld_weight_times_kl():
+    torch.manual_seed(0)
+    model = Recorder()
+    terms = _obj(model, beta=10.0, kld_weight=0.0025).train_step(_batch(), 0, Stepper())
+    assert terms["kl"].item() == pytest.approx(1.0)  # mu = (1, 1), var 1 -> 0.5 * 2
+    assert terms["loss"].item() == pytest.approx(terms["recon"].item() + 10.0 * 0.0025 * 1.0)
+
+
+def test_kl_warmup_scales_the_weight_linearly():
+    obj = _obj(Recorder(), beta=2.0, kl_warmup_steps=100)
+    assert obj.kl_weight(0) == 0.0 and obj.kl_weight(50) == 1.0 and obj.kl_weight(500) == 2.0
+
+
+def test_capacity_objective_penalises_distance_to_the_target_kl():
+    obj = _obj(Recorder(), capacity_max=10.0, capacity_steps=10, gamma=100.0)
+    terms = obj.train_step(_batch(), 5, Stepper())
+    assert terms["capacity"].item() == 5.0
+    assert terms["loss"].item() == pytest.approx(terms["recon"].item() + 100.0 * abs(1.0 - 5.0))
+
+
+def test_eval_step_is_reproducible_with_a_generator_and_does_not_train():
+    model = build_model("vae", {"hidden_dims": [4, 8], "latent_dim": 3}, image_size=12, channels=1).eval()
+    obj = _obj(model, noise_std=0.1)
+    batch = Batch(torch.rand(4, 1, 12, 12) * 2 - 1, None)
+    before = [p.clone() for p in model.parameters()]
+    a = obj.eval_step(batch, torch.Generator().manual_seed(0))
+    b = obj.eval_step(batch, torch.Generator().manual_seed(0))
+    assert {k: v.item() for k, v in a.items()} == {k: v.item() for k, v in b.items()}
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_train_step_matches_the_loss_functions_on_a_real_model():
+    torch.manual_seed(0)
+    model = build_model("vae", {"hidden_dims": [4, 8], "latent_dim": 3}, image_size=12, channels=1)
+    x = torch.rand(4, 1, 12, 12) * 2 - 1
+    obj = _obj(model, beta=4.0)
+    terms = obj.eval_step(Batch(x, None), torch.Generator().manual_seed(1))
+    post = model.encode(x)
+    assert terms["kl"].item() == pytest.approx(kl_divergence(post.mean, post.logvar).item(), rel=1e-5)
+    eps = torch.randn(post.mean.shape, generator=torch.Generator().manual_seed(1))
+    x_hat = model.decode(post.mean + torch.exp(0.5 * post.logvar) * eps)
+    assert terms["recon"].item() == pytest.approx(reconstruction_loss(x_hat, x).item(), rel=1e-5)
+
+
+def test_bce_with_wrong_normalisation_is_refused():
+    with pytest.raises(GenlabError, match="zero_one"):
+        _obj(Recorder(), recon_loss="bce")
