@@ -15,10 +15,11 @@ def tiny_config(**sections: dict[str, Any]) -> RunConfig:
         "data": {"name": "digits", "image_size": 12, "limit": 96, "val_limit": 24, "hflip": True},
         "optim": {"lr": 0.003, "scheduler": "cosine"},
         "train": {"epochs": 3, "batch_size": 16, "seed": 1, "deterministic": True, "progress": False,
-                  "figures": False, "checkpoint_every_steps": 4},
+                  "figures": False, "epoch_samples": False, "checkpoint_every_steps": 4},
     }
     for key, value in sections.items():
-        base[key] = {**base[key], **value} if isinstance(value, dict) else value
+        replace = not isinstance(value, dict) or (key == "model" and value.get("name", "vae") != "vae")
+        base[key] = value if replace else {**base[key], **value}
     return validate(base)
 
 

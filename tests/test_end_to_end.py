@@ -38,3 +38,25 @@ def test_beta_vae_on_cat_faces_runs_at_64px(real_data, tmp_path):
     assert code == 0
     losses = _val_losses(tmp_path / "betavae_cats_b10")
     assert len(losses) == 1 and losses[0] > 0
+
+
+def test_cgan_on_mnist_writes_discriminator_metrics_and_class_rows(real_data, tmp_path):
+    import json
+
+    from PIL import Image
+
+    code = main(["train", "cgan_mnist", "--out", str(tmp_path), "--set", "train.batch_size=32",
+                 "--set", "train.max_steps=200", "--set", "data.limit=6400", "--set", "data.val_limit=320",
+                 "--set", "train.progress=false", "--set", "objective.proxy_samples=320"])
+    assert code == 0
+    run = tmp_path / "cgan_mnist"
+    d = json.loads((run / "metrics.json").read_text())["discriminator_real_vs_fake"]
+    assert d["n_real"] == d["n_fake"] == 320 and d["tp"] + d["fn"] == 320 and d["tn"] + d["fp"] == 320
+    assert d["d_accuracy"] == (d["tp"] + d["tn"]) / 640
+    assert d["positive_class"] == "real" and d["threshold"] == 0.5
+    with open(run / "history.csv") as f:
+        header = f.readline().strip().split(",")
+    assert {"loss_d", "loss_d_real", "loss_d_fake", "loss_g", "d_real", "d_fake"} <= set(header)
+    w, h = Image.open(run / "figures" / "samples.png").size
+    assert h > 2 * w / 3  # ten class rows of ten samples: roughly square, not a single strip
+    assert list((run / "figures" / "epochs").glob("samples_*.png"))

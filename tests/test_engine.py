@@ -27,10 +27,18 @@ def _weights(run_dir):
     return checkpoint.load(run_dir / "checkpoints" / "last.pt")["model"]
 
 
+FAMILIES = {
+    "vae": {"model": {"name": "vae"}, "objective": {"noise_std": 0.2}},  # noise and sampling use the RNG
+    "ae": {"model": {"name": "ae"}, "objective": {"noise_std": 0.2}},
+    "cgan": {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
+             "objective": {"kind": "adversarial", "real_target": 0.9}, "optim": {"lr_g": 1e-3, "lr_d": 2e-3}},
+}
+
+
 @pytest.mark.parametrize("stop_at", [1, 4, 6, 11])  # mid-epoch, at a periodic save, at an epoch end, late
-@pytest.mark.parametrize("model", ["vae", "ae"])
+@pytest.mark.parametrize("model", sorted(FAMILIES))
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stop_at, model):
-    extra = {"model": {"name": model}, "objective": {"noise_std": 0.2}}  # noise and sampling use the RNG
+    extra = FAMILIES[model]
     full = train(tiny_config(name="full", **extra), out=tmp_path)
     part = train(tiny_config(name="part", **extra), out=tmp_path, stop_after_steps=stop_at)
     assert part.result.progress.step == stop_at

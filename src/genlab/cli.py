@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as exc:
         if args.debug:
             raise
-        print(textwrap.fill(f"genlab: error: {exc}", width=100), file=sys.stderr)
+        # Never split a word: paths and keys must stay whole to be copied from the message.
+        print(textwrap.fill(f"genlab: error: {exc}", width=100, break_long_words=False, break_on_hyphens=False),
+              file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
         print(f"genlab: {exc}", file=sys.stderr)
@@ -84,20 +86,21 @@ def cmd_train(args) -> int:
     cfg = None
     if args.resume is not None:
         if args.config or args.overrides:
-            from genlab.run import RunDir
+            from genlab.run import existing_run
 
-            base = args.config or str(RunDir(args.resume).config)
-            if not args.config and not RunDir(args.resume).config.is_file():
-                raise GenlabError(f"cannot resume: {args.resume} is not a genlab run folder (no config.yaml).")
-            cfg = config.load(base, args.overrides)
+            run = existing_run(args.resume)
+            cfg = config.load(args.config or str(run.config), args.overrides)
             if not args.config:  # overrides on the saved config keep its name
-                cfg = cfg.model_copy(update={"name": RunDir(args.resume).read_config().name})
+                cfg = cfg.model_copy(update={"name": run.read_config().name})
     else:
         cfg = config.load(args.config or "quickstart", args.overrides)
     outcome = train(cfg, out=args.out, overwrite=args.overwrite, resume=args.resume)
     run, p = outcome.run, outcome.result.progress
     print(f"\nrun folder:   {run.path}")
-    print(f"checkpoints:  {run.last} (last), {run.best} (best validation loss, epoch {p.best_epoch + 1})")
+    print(f"checkpoints:  {run.last} (last), {run.best} (best {outcome.result.best_metric} = {p.best_value:.5g}, "
+          f"step {p.best_step})")
+    if run.metrics.is_file():
+        print(f"metrics:      {run.metrics}")
     print(f"history:      {run.history}")
     for f in outcome.figures:
         print(f"figure:       {f}")

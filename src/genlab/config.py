@@ -53,6 +53,8 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     split_seed: int = 0
     use_test_split: bool = True
+    # At most this many training / validation source images (seeded choice). For folders these are
+    # files: with random_crops each file then yields per_image crops.
     limit: int | None = Field(None, ge=1)
     val_limit: int | None = Field(None, ge=1)
     labels: bool = True
@@ -64,7 +66,7 @@ class DataConfig(_Section):
 
 
 class ObjectiveConfig(_Section):
-    kind: Literal["reconstruction"] = "reconstruction"
+    kind: Literal["reconstruction", "adversarial"] = "reconstruction"
     recon_loss: Literal["mse", "bce"] = "mse"
     reduction: Literal["mean", "sum"] = Field(
         "sum",
@@ -79,11 +81,22 @@ class ObjectiveConfig(_Section):
     capacity_steps: int = Field(10000, ge=1)
     gamma: float = Field(1000.0, ge=0.0)
     kl_warmup_steps: int = Field(0, ge=0)
+    # adversarial
+    real_target: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing: D's target for real")
+    fake_target: float = Field(0.0, ge=0.0, lt=1.0)
+    proxy_samples: int = Field(1000, ge=2)
+    collapse_check_every: int = Field(50, ge=1)
+    collapse_patience: int = Field(5, ge=1)
+    d_loss_floor: float = Field(0.01, ge=0.0)
+    g_loss_ceiling: float = Field(20.0, gt=0.0)
+    stop_on_collapse: bool = False
 
 
 class OptimConfig(_Section):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0, le=10.0)
+    lr_g: float | None = Field(None, gt=0.0, le=10.0)
+    lr_d: float | None = Field(None, gt=0.0, le=10.0)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -105,6 +118,10 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, ge=1)
     progress: bool = True
     figures: bool = True
+    epoch_samples: bool = True
+    eval_every_steps: int | None = Field(None, ge=1)
+    best_metric: str | None = None
+    best_mode: Literal["min", "max"] = "min"
 
     @model_validator(mode="after")
     def _device_known(self) -> TrainConfig:
@@ -136,6 +153,7 @@ class RunConfig(_Section):
 RESUMABLE_CHANGES = {
     "train.epochs", "train.max_steps", "train.progress", "train.checkpoint_every_steps",
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
+    "train.epoch_samples", "objective.stop_on_collapse",
 }
 
 
@@ -238,8 +256,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             valid = _valid_keys(loc[:-1])
             hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
             msg = f"unknown key {key!r}"
-            if hint:
-                msg += f"; did you mean {'.'.join(loc[:-1] + [hint[0]])!r}?"
+            msg += f"; did you mean {'.'.join(loc[:-1] + [hint[0]])!r}?" if hint else "."
             msg += f" Valid keys here: {', '.join(valid)}."
         elif err["type"] == "missing":
             msg = f"missing required key {key!r}."

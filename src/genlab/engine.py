@@ -43,8 +43,9 @@ class Progress:
     step: int = 0  # optimiser steps overall
     images: int = 0
     seconds: float = 0.0  # training time, excluding validation and checkpoint writes
-    best_loss: float = math.inf
+    best_value: float | None = None
     best_epoch: int = -1
+    best_step: int = -1
     epoch_sums: dict[str, float] = field(default_factory=dict)
     epoch_count: int = 0
 
@@ -52,6 +53,7 @@ class Progress:
 @dataclass
 class FitResult:
     progress: Progress
+    best_metric: str
     last_val: dict[str, float]
     stopped_early: str | None = None
 
@@ -74,7 +76,8 @@ def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device) -> tupl
 
 def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch.device, precision: str
              ) -> dict[str, float]:
-    """Image-weighted mean of each eval term over the whole loader, with a fixed noise seed."""
+    """Image-weighted mean of each eval term over the whole loader, plus the objective's whole-set
+    scores, all drawn with a fixed seed so evaluations compare across the run."""
     objective.model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     sums: dict[str, float] = {}
@@ -86,8 +89,11 @@ def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b
             n += b
+        out = {k: v / n for k, v in sums.items()}
+        if hasattr(objective, "scores"):
+            out.update(objective.scores(loader, gen))
     objective.model.train()
-    return {k: v / n for k, v in sums.items()}
+    return out
 
 
 class _Signals:
@@ -129,6 +135,9 @@ class Trainer:
         self.schedulers = {k: s for k, o in objective.optimizers.items()
                            if (s := build_scheduler(o, cfg.optim, cfg.train.epochs)) is not None}
         self.callbacks = callbacks or []
+        self.monitors = list(getattr(objective, "monitors", []))
+        self.best_metric = cfg.train.best_metric or objective.default_best_metric
+        self.warning: str | None = None
         self.progress = Progress()
         self.history = History(run.history)
 
@@ -156,6 +165,8 @@ class Trainer:
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+            if isinstance(s, torch.optim.lr_scheduler.CosineAnnealingLR):
+                s.T_max = self.cfg.train.epochs  # a resume may extend the run: anneal over the new length
         if self.stepper.scaler and state.get("scaler"):
             self.stepper.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
@@ -184,12 +195,20 @@ class Trainer:
                             raise TrainingInterrupted(sig.received, EXIT_CODES[sig.received], str(path))
                         if stop_after_steps is not None and p.step >= stop_after_steps:
                             self.save()
-                            return FitResult(p, last_val, "stop_after_steps")
+                            return FitResult(p, self.best_metric, last_val, "stop_after_steps")
+                        if self.warning and self.cfg.objective.stop_on_collapse:
+                            self.save()
+                            return FitResult(p, self.best_metric, last_val, self.warning)
+                        every = self.cfg.train.eval_every_steps
+                        if every and p.step % every == 0 and p.batch < self.steps_per_epoch:
+                            last_val = self._evaluate("eval")
                         if p.step % self.cfg.train.checkpoint_every_steps == 0:
                             self.save()
                         if p.step >= self.total_steps:
                             break
-                    last_val = self._end_epoch(bar)
+                    # train.max_steps may stop inside an epoch: validate, but leave that epoch open so
+                    # that a resume with more steps finishes it instead of skipping its last batches.
+                    last_val = self._end_epoch(bar, finished=p.batch >= self.steps_per_epoch)
         except NonFiniteLoss as exc:
             raise NonFiniteLoss(f"{exc}; training stopped. The last good checkpoint is {self.run.last} "
                                 f"(step {_saved_step(self.run.last)}). Lower optim.lr, set optim.grad_clip, "
@@ -197,7 +216,7 @@ class Trainer:
         finally:
             bar.close()
             self.history.close()
-        return FitResult(p, last_val)
+        return FitResult(p, self.best_metric, last_val)
 
     def _train_one(self, batch, bar, load_seconds: float) -> None:
         p = self.progress
@@ -217,38 +236,59 @@ class Trainer:
             p.epoch_sums[k] = p.epoch_sums.get(k, 0.0) + v * b
         if p.step % self.cfg.train.log_every_steps == 0:
             self.history.write("step", "train", p.epoch, p.step, p.images, p.seconds, values)
+        messages = [m for m in (mon.check(p.step, values) for mon in self.monitors) if m]
+        if messages and messages[0] != self.warning:
+            log.warning(messages[0])
+        if messages or p.step % self.cfg.objective.collapse_check_every == 0:
+            self.warning = messages[0] if messages else None
         bar.update(1)
         bar.set_description(f"epoch {p.epoch + 1}/{self.cfg.train.epochs}", refresh=False)
-        bar.set_postfix({**{k: f"{v:.4g}" for k, v in values.items()}, "img/s": f"{b / max(dt, 1e-9):.0f}"},
-                        refresh=False)
+        postfix = {**{k: f"{v:.4g}" for k, v in values.items()}, "img/s": f"{b / max(dt, 1e-9):.0f}"}
+        if self.warning:
+            postfix["warning"] = "see log"
+        bar.set_postfix(postfix, refresh=False)
 
-    def _end_epoch(self, bar) -> dict[str, float]:
+    def _evaluate(self, scope: str) -> dict[str, float]:
+        """Validate, log to history, and keep `best.pt` when the ranking metric improved."""
+        p = self.progress
+        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
+        self.history.write(scope, "val", p.epoch, p.step, p.images, p.seconds, val)
+        if self.best_metric not in val:
+            raise GenlabError(f"train.best_metric {self.best_metric!r} is not computed for this model; "
+                              f"choose one of {', '.join(sorted(val))}.")
+        value = val[self.best_metric]
+        if math.isfinite(value) and (p.best_value is None or (
+                value < p.best_value if self.cfg.train.best_mode == "min" else value > p.best_value)):
+            p.best_value, p.best_epoch, p.best_step = value, p.epoch, p.step
+            self.save("best")
+        return val
+
+    def _end_epoch(self, bar, finished: bool = True) -> dict[str, float]:
+        """Validate, log and checkpoint. An unfinished epoch (stopped by train.max_steps) stays the current
+        one: no scheduler step, and a resume that completes it replaces its epoch rows in the history."""
         p = self.progress
         train_means = {k: v / max(p.epoch_count, 1) for k, v in p.epoch_sums.items()}
-        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
         self.history.write("epoch", "train", p.epoch, p.step, p.images, p.seconds, train_means)
-        self.history.write("epoch", "val", p.epoch, p.step, p.images, p.seconds, val)
-        with warnings.catch_warnings():
-            # After a resume at an epoch boundary the fresh optimizer has not stepped in this
-            # process yet, which makes PyTorch warn about the call order; the order is right.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
-            for s in self.schedulers.values():
-                s.step()
+        val = self._evaluate("epoch")
+        if finished:
+            with warnings.catch_warnings():
+                # After a resume at an epoch boundary the fresh optimizer has not stepped in this
+                # process yet, which makes PyTorch warn about the call order; the order is right.
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                for s in self.schedulers.values():
+                    s.step()
         rate = p.images / max(p.seconds, 1e-9)
-        msg = (f"epoch {p.epoch + 1}/{self.cfg.train.epochs}  train "
+        stopped = "" if finished else f" (stopped at batch {p.batch}/{self.steps_per_epoch})"
+        msg = (f"epoch {p.epoch + 1}/{self.cfg.train.epochs}{stopped}  train "
                + " ".join(f"{k}={v:.4g}" for k, v in train_means.items())
                + "  |  val " + " ".join(f"{k}={v:.4g}" for k, v in val.items()) + f"  |  {rate:.0f} img/s")
         log.info(msg)
-        improved = val.get("loss", math.inf) < p.best_loss
-        if improved:
-            p.best_loss, p.best_epoch = val["loss"], p.epoch
-        p.epoch += 1
-        p.batch = 0
-        p.epoch_sums, p.epoch_count = {}, 0
-        for cb in self.callbacks:
-            cb(self.objective, p)
-        if improved:
-            self.save("best")
+        if finished:
+            p.epoch += 1
+            p.batch = 0
+            p.epoch_sums, p.epoch_count = {}, 0
+            for cb in self.callbacks:
+                cb(self.objective, p)
         self.save("last")
         return val
 

@@ -3,7 +3,8 @@
     runs/<name>/config.yaml        resolved config (what actually ran)
     runs/<name>/history.csv        loss terms per step and per epoch
     runs/<name>/checkpoints/       last.pt, best.pt (self-describing: they carry the config)
-    runs/<name>/figures/           PNG figures
+    runs/<name>/figures/           PNG figures (figures/epochs/: fixed-noise samples after each epoch)
+    runs/<name>/metrics.json       scores, each with its protocol
     runs/<name>/train.log          the log
 """
 
@@ -46,6 +47,10 @@ class RunDir:
         return self.path / "figures"
 
     @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
     def log(self) -> Path:
         return self.path / "train.log"
 
@@ -70,11 +75,19 @@ def create_run(cfg: RunConfig, out_root: Path | None, overwrite: bool) -> RunDir
     return run
 
 
-def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunConfig]:
-    """The run to continue and the config to continue it with; only harmless keys may change."""
+def existing_run(path: Path) -> RunDir:
+    """The run folder to resume at `path`; a missing folder or one without config.yaml is refused."""
     run = RunDir(path)
     if not path.is_dir():
         raise GenlabError(f"cannot resume: run folder {path} does not exist.")
+    if not run.config.is_file():
+        raise GenlabError(f"cannot resume: {path} is not a genlab run folder (no config.yaml).")
+    return run
+
+
+def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunConfig]:
+    """The run to continue and the config to continue it with; only harmless keys may change."""
+    run = existing_run(path)
     saved = run.read_config()
     if not run.last.is_file():
         raise GenlabError(f"cannot resume {path}: it has no checkpoints/last.pt yet; start it again with "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from genlab import checkpoint
 from genlab.config import RunConfig
 from genlab.data import DataBundle, load_data
 from genlab.device import select_device, set_determinism
-from genlab.engine import FitResult, Trainer
-from genlab.models import build_model
-from genlab.objectives import build_objective
+from genlab.engine import FitResult, Progress, Trainer
+from genlab.metrics.discriminator import discriminator_classification
+from genlab.metrics.store import update_metrics
+from genlab.models import build_model, is_gan
+from genlab.objectives import Objective, build_objective
 from genlab.run import RunDir, create_run, open_for_resume
 from genlab.viz.figures import reconstruction_figure, sample_figure
 
@@ -32,7 +35,7 @@ class TrainOutcome:
 def build_parts(cfg: RunConfig, device: torch.device):
     data = load_data(cfg.data)
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
-                        channels=data.channels).to(device)
+                        channels=data.channels, num_classes=data.num_classes).to(device)
     objective = build_objective(cfg, model, data.normalizer)
     return data, model, objective
 
@@ -45,6 +48,7 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         assert cfg is not None
         run = create_run(cfg, out, overwrite)
     handler = _log_to(run.log)
+    started = False
     try:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -55,27 +59,60 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
                  run.path, cfg.model.name, cfg.data.name, len(data.train), len(data.val), data.channels,
                  cfg.data.image_size, cfg.data.image_size, f"{sum(p.numel() for p in model.parameters()):,}",
                  device)
-        trainer = Trainer(objective, data, cfg, run, device)
+        callbacks = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
+        trainer = Trainer(objective, data, cfg, run, device, callbacks)
         if resume is not None:
             trainer.restore(checkpoint.load(run.last, map_location=device))
             log.info("resumed at step %d (epoch %d, batch %d)", trainer.progress.step,
                      trainer.progress.epoch + 1, trainer.progress.batch)
+        started = True
         result = trainer.fit(stop_after_steps=stop_after_steps)
-        figures = end_of_run_figures(model, data, cfg, run) if cfg.train.figures and not result.stopped_early else []
+        if result.stopped_early == "stop_after_steps":
+            return TrainOutcome(run, result, [])
+        if is_gan(model):
+            d = discriminator_classification(model, trainer.val_loader, cfg.train.seed)
+            update_metrics(run.metrics, "discriminator_real_vs_fake", d, checkpoint="last",
+                           step=result.progress.step, seed=cfg.train.seed, real_split="validation")
+            log.info("discriminator on %d held-out real + %d generated images: accuracy %.4f, precision %.4f, "
+                     "recall %.4f, F1 %.4f (real = positive, threshold 0.5)", d["n_real"], d["n_fake"],
+                     d["d_accuracy"], d["d_precision_real"], d["d_recall_real"], d["d_f1_real"])
+        figures = end_of_run_figures(model, data, cfg, run) if cfg.train.figures else []
         return TrainOutcome(run, result, figures)
+    except BaseException:
+        # A config or data problem found before training began: drop the new, empty run folder, or it
+        # would make the corrected command fail with "run folder ... already exists".
+        if resume is None and not started:
+            _close_log(handler)
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     finally:
-        logging.getLogger("genlab").removeHandler(handler)
-        handler.close()
+        _close_log(handler)
+
+
+def epoch_samples(data: DataBundle, cfg: RunConfig, run: RunDir):
+    """After each epoch, samples from the same fixed noise (and labels), so grids compare across epochs."""
+
+    def callback(objective: Objective, progress: Progress) -> None:
+        sample_figure(objective.model, data.normalizer, run.figures / "epochs" / f"samples_{progress.epoch:03d}.png",
+                      n=32, seed=cfg.train.seed, class_names=data.train.class_names,
+                      title=f"Epoch {progress.epoch}: fixed-noise samples (seed {cfg.train.seed})")
+        objective.model.train()
+
+    return callback
 
 
 def end_of_run_figures(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir) -> list[Path]:
     device = next(model.parameters()).device
+    samples = sample_figure(model, data.normalizer, run.figures / "samples.png", seed=cfg.train.seed,
+                            class_names=data.train.class_names)
+    if is_gan(model):
+        return [samples]
     n = min(8, len(data.val))
     x = data.normalizer(torch.from_numpy(data.val.images[:n]).permute(0, 3, 1, 2).to(device))
     return [
         reconstruction_figure(model, x, data.normalizer, run.figures / "reconstructions.png",
                               noise_std=cfg.objective.noise_std, seed=cfg.train.seed),
-        sample_figure(model, data.normalizer, run.figures / "samples.png", seed=cfg.train.seed),
+        samples,
     ]
 
 
@@ -87,3 +124,8 @@ def _log_to(path: Path) -> logging.Handler:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)  # the file gets everything; console handlers choose their own level
     return handler
+
+
+def _close_log(handler: logging.Handler) -> None:
+    logging.getLogger("genlab").removeHandler(handler)
+    handler.close()

@@ -300,7 +300,7 @@ def read_celeba(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(n * val_fraction)) if n > 1 else 0
+    n_val = min(n - 1, max(1, round(n * val_fraction))) if n > 1 else 0  # both sides keep at least one
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 

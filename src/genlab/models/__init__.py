@@ -17,6 +17,7 @@ from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.models.autoencoder import AutoEncoder
+from genlab.models.gan import GAN, cgan, dcgan
 from genlab.models.latent import Posterior
 from genlab.models.vae import VAE, ResVAE
 
@@ -26,11 +27,13 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     # Seed 001 (PyTorch-VAE's BetaVAE): 32-64-128-256-512 conv blocks, latent 128.
     "beta_vae": partial(VAE, hidden_dims=(32, 64, 128, 256, 512), latent_dim=128),
     "res_vae": ResVAE,
+    "dcgan": dcgan,
+    "cgan": cgan,
 }
 
-_FROM_DATA = ("image_size", "channels")
+_FROM_DATA = ("image_size", "channels", "num_classes")
 
-__all__ = ["MODELS", "Posterior", "build_model", "model_arguments"]
+__all__ = ["GAN", "MODELS", "Posterior", "build_model", "is_gan", "model_arguments"]
 
 
 def model_arguments(name: str) -> dict[str, Any]:
@@ -40,13 +43,19 @@ def model_arguments(name: str) -> dict[str, Any]:
             for k, p in sig.parameters.items() if k not in _FROM_DATA}
 
 
-def build_model(name: str, kwargs: dict[str, Any], *, image_size: int, channels: int) -> nn.Module:
+def is_gan(model: nn.Module) -> bool:
+    return isinstance(model, GAN)
+
+
+def build_model(name: str, kwargs: dict[str, Any], *, image_size: int, channels: int,
+                num_classes: int | None = None) -> nn.Module:
+    """Build a registered model; `num_classes` reaches only models that take it (the GANs)."""
     factory = _factory(name)
     valid = model_arguments(name)
     for key in kwargs:
         if key in _FROM_DATA:
-            raise GenlabError(f"model.{key} is set by the data section (data.image_size, data.grayscale); "
-                              f"remove it from the model section.")
+            raise GenlabError(f"model.{key} is set by the data section (data.image_size, data.grayscale, "
+                              f"the data set's labels); remove it from the model section.")
         if key not in valid:
             hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
             raise GenlabError(
@@ -54,6 +63,8 @@ def build_model(name: str, kwargs: dict[str, Any], *, image_size: int, channels:
                 + (f"; did you mean {hint[0]!r}?" if hint else ".")
                 + f" Valid arguments: {', '.join(f'{k}={v!r}' for k, v in valid.items())}."
             )
+    if "num_classes" in inspect.signature(factory).parameters:
+        kwargs = {**kwargs, "num_classes": num_classes or 0}
     try:
         return factory(image_size=image_size, channels=channels, **kwargs)
     except (TypeError, ValueError) as exc:

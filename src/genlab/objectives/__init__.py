@@ -4,7 +4,10 @@ Contract (what `genlab.engine.fit` relies on):
 - `model`: the nn.Module whose state is checkpointed;
 - `optimizers`: dict name -> torch optimizer (checkpointed, scheduled);
 - `train_step(batch, step, stepper) -> dict[str, Tensor]`: computes, back-propagates and steps;
-- `eval_step(batch, generator) -> dict[str, Tensor]`: no gradients; "loss" ranks best checkpoints.
+- `eval_step(batch, generator) -> dict[str, Tensor]`: no gradients, averaged over the validation set;
+- `default_best_metric`: the validation value that ranks best checkpoints unless train.best_metric says;
+optional: `scores(loader, generator) -> dict[str, float]` (whole-set scores added to each evaluation)
+and `monitors` (objects whose `check(step, values)` returns a warning or None after each step).
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from torch import nn
 
 from genlab.config import RunConfig
 from genlab.data import Batch, Normalizer
+from genlab.errors import GenlabError
+from genlab.models import is_gan
+from genlab.objectives.adversarial import Adversarial
 from genlab.objectives.optim import Stepper, build_optimizer
 from genlab.objectives.reconstruction import Reconstruction
 
-__all__ = ["Objective", "Reconstruction", "Stepper", "build_objective", "build_optimizer"]
+__all__ = ["Adversarial", "Objective", "Reconstruction", "Stepper", "build_objective", "build_optimizer"]
 
 
 class Objective(Protocol):
@@ -32,4 +38,12 @@ class Objective(Protocol):
 
 
 def build_objective(cfg: RunConfig, model: nn.Module, normalizer: Normalizer) -> Objective:
+    kind, gan = cfg.objective.kind, is_gan(model)
+    if kind == "adversarial" and not gan:
+        raise GenlabError(f"objective.kind 'adversarial' needs a GAN model (dcgan, cgan); model "
+                          f"{cfg.model.name!r} is trained with objective.kind: reconstruction.")
+    if kind == "reconstruction" and gan:
+        raise GenlabError(f"model {cfg.model.name!r} is a GAN: set objective.kind: adversarial.")
+    if gan:
+        return Adversarial(model, cfg.objective, cfg.optim, normalizer)
     return Reconstruction(model, cfg.objective, cfg.optim, normalizer)

@@ -17,6 +17,8 @@ from genlab.objectives.optim import Stepper, build_optimizer
 
 
 class Reconstruction:
+    default_best_metric = "loss"
+
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
         if cfg.recon_loss == "bce" and normalizer.kind != "zero_one":
             raise GenlabError(f"objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one "

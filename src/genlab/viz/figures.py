@@ -30,10 +30,25 @@ def reconstruction_figure(model: nn.Module, images: torch.Tensor, normalizer: No
     return save_rows(rows, path, title)
 
 
+MAX_CLASS_ROWS = 20
+
+
 @torch.no_grad()
-def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0) -> Path:
+def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0,
+                  class_names: list[str] | None = None, title: str | None = None) -> Path:
+    """Samples from a fixed seed (the same noise every call); conditional models get one row per class."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
+    classes = getattr(model, "num_classes", 0)
+    if classes:
+        shown = min(classes, MAX_CLASS_ROWS)
+        per_row = 10
+        labels = torch.arange(shown, device=device).repeat_interleave(per_row)
+        samples = normalizer.to_unit(model.sample(len(labels), generator=gen, labels=labels))
+        names = class_names or [str(c) for c in range(classes)]
+        rows = [(names[c], samples[c * per_row:(c + 1) * per_row]) for c in range(shown)]
+        more = f" (first {shown} of {classes} classes)" if shown < classes else ""
+        return save_rows(rows, path, title or f"Samples per class{more}, fixed noise (seed {seed})")
     samples = normalizer.to_unit(model.sample(n, generator=gen))
-    return save_grid(samples, path, f"Samples from the prior N(0, I), seed {seed}")
+    return save_grid(samples, path, title or f"Samples from the prior N(0, I), seed {seed}")

@@ -1,0 +1,1 @@
+"""Scores computed from a model's public API and data; every value is stored with its protocol."""

@@ -1,0 +1,46 @@
+"""A cheap, offline sample-quality proxy for choosing GAN checkpoints during training.
+
+FD-randconv: the Fréchet distance between held-out images and samples in the 64-dimensional
+feature space of a small conv net with fixed random weights (seeded, never trained). Random conv
+features respond to colour, contrast and texture statistics, so the score falls as samples stop
+being noise or collapsing to a few modes; it does not measure perceptual quality the way FID does.
+It is named for its extractor and never reported as FID.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genlab.metrics.frechet import frechet_distance, gaussian_stats
+
+NAME = "fd_randconv"
+
+
+class RandomConvFeatures(nn.Module):
+    def __init__(self, channels: int, seed: int = 0, dim: int = 64):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, dim, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        for p in self.net.parameters():
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=g) * (2.0 / max(1, p[0].numel())) ** 0.5)
+        self.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, x_unit: torch.Tensor) -> torch.Tensor:
+        """x in [0, 1]."""
+        return self.net(x_unit * 2 - 1)
+
+
+@torch.no_grad()
+def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0) -> float:
+    feats = RandomConvFeatures(real_unit.shape[1], seed).to(real_unit.device)
+    fr = torch.cat([feats(c) for c in real_unit.split(256)]).cpu().numpy()
+    ff = torch.cat([feats(c) for c in fake_unit.split(256)]).cpu().numpy()
+    return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
+
+

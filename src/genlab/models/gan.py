@@ -1,0 +1,200 @@
+"""GANs: DCGAN (seed 004) and the conditional GAN of seed 003, as generator + discriminator pairs.
+
+A `GAN` module holds both networks so that one state dict, one checkpoint and one registry entry
+describe the model; the adversarial objective decides which optimiser updates which half.
+Conditioning (when `num_classes` > 0): the generator gets a learned label embedding concatenated to
+z; the discriminator gets a learned per-class map of the image's size as an extra input channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """Weights from N(0, 0.02), BatchNorm scale from N(1, 0.02) (Radford et al. 2016, sec. 4)."""
+    if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class LabelMap(nn.Module):
+    """Class label -> one extra image channel (a learned size x size map per class)."""
+
+    def __init__(self, num_classes: int, size: int):
+        super().__init__()
+        self.size = size
+        self.embed = nn.Embedding(num_classes, size * size)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.embed(labels).view(-1, 1, self.size, self.size)], 1)
+
+
+class GAN(nn.Module):
+    """Generator and discriminator with the shared sampling API used by figures and metrics."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, num_classes: int,
+                 image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.image_shape = image_shape
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, labels)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if self.conditional and labels is None:
+            labels = torch.randint(0, self.num_classes, (n,), generator=generator, device=device)
+        return self.decode(z, labels)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One logit per image (real > 0)."""
+        return self.discriminator(x, labels)
+
+
+def _check_labels(num_classes: int, labels: torch.Tensor | None) -> None:
+    if num_classes and labels is None:
+        raise ValueError("this GAN is conditional: pass class labels")
+
+
+class DCGANGenerator(nn.Module):
+    """z (latent_dim x 1 x 1) -> 8x8 by one transposed conv, then stride-2 transposed convs to the
+    image size: 4 transposed convs in all at 64x64 (seed 004); BatchNorm + ReLU, Tanh output."""
+
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, num_classes: int,
+                 label_dim: int):
+        super().__init__()
+        n_up = int(math.log2(image_size // 8))
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, label_dim) if num_classes else None
+        c = width * 2 ** n_up
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim + (label_dim if num_classes else 0), c, 8, 1, 0,
+                                                      bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_labels(self.num_classes, labels)
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], 1)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Stride-2 convs down to 4x4 (4 of them at 64x64), LeakyReLU 0.2, BatchNorm after the first,
+    then a 4x4 conv to a single logit (the sigmoid lives in the loss)."""
+
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int):
+        super().__init__()
+        n_down = int(math.log2(image_size // 4))
+        self.labels = LabelMap(num_classes, image_size) if num_classes else None
+        self.num_classes = num_classes
+        c_in, c = channels + (1 if num_classes else 0), width
+        layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, True)]
+            c *= 2
+        layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_labels(self.num_classes, labels)
+        if self.labels is not None:
+            x = self.labels(x, labels)
+        return self.net(x).view(-1)
+
+
+def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
+          d_width: int = 64, conditional: bool = False, label_dim: int = 50) -> GAN:
+    valid = [8 * 2**k for k in range(1, 6)]
+    if image_size not in valid:
+        raise ValueError(f"dcgan doubles from 8x8, so image_size must be one of {valid} (got {image_size})")
+    if conditional and not num_classes:
+        raise ValueError("conditional dcgan needs a labelled data set (one sub-folder per class, or labels)")
+    k = num_classes if conditional else 0
+    g = DCGANGenerator(latent_dim, image_size, channels, g_width, k, label_dim)
+    d = DCGANDiscriminator(image_size, channels, d_width, k)
+    model = GAN(g, d, latent_dim, k, (channels, image_size, image_size))
+    model.apply(dcgan_init)
+    return model
+
+
+class CGANGenerator(nn.Module):
+    """Seed 003: [z, label embedding] -> dense to (width x S/4 x S/4) -> 3 transposed convs
+    (BatchNorm + LeakyReLU between) -> Tanh."""
+
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, num_classes: int,
+                 label_dim: int):
+        super().__init__()
+        self.s0 = image_size // 4
+        self.width = width
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, label_dim)
+        self.fc = nn.Sequential(nn.Linear(latent_dim + label_dim, width * self.s0 ** 2, bias=False),
+                                nn.BatchNorm1d(width * self.s0 ** 2), nn.LeakyReLU(0.2, True))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True),
+            nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+            nn.LeakyReLU(0.2, True),
+            nn.ConvTranspose2d(width // 2, channels, 3, 1, 1), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_labels(self.num_classes, labels)
+        h = self.fc(torch.cat([z, self.embed(labels)], 1))
+        return self.net(h.view(-1, self.width, self.s0, self.s0))
+
+
+class CGANDiscriminator(nn.Module):
+    """Seed 003: [image, label map] -> 3 convs (BatchNorm + LeakyReLU) -> dense -> one logit."""
+
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.labels = LabelMap(num_classes, image_size)
+        s = image_size // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(channels + 1, width // 2, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width // 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True),
+            nn.Flatten(), nn.Linear(width * s * s, 1),
+        )
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_labels(self.num_classes, labels)
+        return self.net(self.labels(x, labels)).view(-1)
+
+
+def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
+         d_width: int = 64, label_dim: int = 50) -> GAN:
+    if not num_classes:
+        raise ValueError("cgan needs a labelled data set (mnist, fashion_mnist, npz with labels, or one "
+                         "sub-folder per class)")
+    if image_size % 4:
+        raise ValueError(f"cgan upsamples twice from image_size/4, so image_size must be a multiple of 4 "
+                         f"(got {image_size})")
+    g = CGANGenerator(latent_dim, image_size, channels, g_width, num_classes, label_dim)
+    d = CGANDiscriminator(image_size, channels, d_width, num_classes)
+    model = GAN(g, d, latent_dim, num_classes, (channels, image_size, image_size))
+    model.apply(dcgan_init)
+    return model

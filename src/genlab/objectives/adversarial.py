@@ -1,0 +1,115 @@
+"""Adversarial objective for DCGAN and cGAN, in the textbook order of Goodfellow et al. 2014, alg. 1:
+
+1. D on a real batch (target `real_target`, < 1 for one-sided label smoothing, Salimans et al. 2016);
+2. D on generated images detached from G (target `fake_target`), then D's optimiser steps;
+3. G through the updated D with the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014, sec. 3).
+
+Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (seed 004: G 1e-4, D 2e-4).
+Generated images for a conditional model use labels drawn uniformly over the classes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.data import Batch, BatchLoader, Normalizer
+from genlab.metrics.proxy import NAME as PROXY
+from genlab.metrics.proxy import fd_randconv
+from genlab.models.gan import GAN
+from genlab.objectives.optim import Stepper, build_optimizer
+
+
+def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
+
+
+class CollapseMonitor:
+    """Flags K consecutive checks with D's loss near 0 (D wins outright) or G's loss exploding."""
+
+    def __init__(self, cfg: ObjectiveConfig):
+        self.cfg = cfg
+        self.streak = 0
+
+    def check(self, step: int, values: dict[str, float]) -> str | None:
+        if step % self.cfg.collapse_check_every:
+            return None
+        d, g = values.get("loss_d", math.nan), values.get("loss_g", math.nan)
+        bad = d < self.cfg.d_loss_floor or g > self.cfg.g_loss_ceiling
+        self.streak = self.streak + 1 if bad else 0
+        if self.streak < self.cfg.collapse_patience:
+            return None
+        return (f"possible GAN failure at step {step}: D loss {d:.3g} (floor {self.cfg.d_loss_floor:g}), "
+                f"G loss {g:.3g} (ceiling {self.cfg.g_loss_ceiling:g}) for {self.streak} consecutive checks; "
+                f"D may be saturated or G collapsed. Try a lower optim.lr_d, real_target < 1, or check samples")
+
+
+class Adversarial:
+    default_best_metric = PROXY
+
+    def __init__(self, model: GAN, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
+        self.model = model
+        self.cfg = cfg
+        self.normalizer = normalizer
+        self.optimizers = {
+            "discriminator": build_optimizer(model.discriminator.parameters(), optim, optim.lr_d),
+            "generator": build_optimizer(model.generator.parameters(), optim, optim.lr_g),
+        }
+        self.monitors = [CollapseMonitor(cfg)]
+
+    def _fake_labels(self, n: int, device, generator=None) -> torch.Tensor | None:
+        if not self.model.conditional:
+            return None
+        return torch.randint(0, self.model.num_classes, (n,), device=device, generator=generator)
+
+    def _real_labels(self, batch: Batch) -> torch.Tensor | None:
+        return batch.labels if self.model.conditional else None
+
+    def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
+        real, n = batch.images, batch.images.shape[0]
+        y_real, y_fake = self._real_labels(batch), self._fake_labels(n, real.device)
+        z = torch.randn(n, self.model.latent_dim, device=real.device)
+        fake = self.model.generator(z, y_fake)
+
+        out_real = self.model.discriminate(real, y_real)
+        out_fake = self.model.discriminate(fake.detach(), y_fake)
+        loss_d_real = bce_logits(out_real, self.cfg.real_target)
+        loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
+        loss_d = loss_d_real + loss_d_fake
+        stepper.step(loss_d, self.optimizers["discriminator"],
+                     {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake})
+
+        loss_g = bce_logits(self.model.discriminate(fake, y_fake), 1.0)
+        stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g})
+        return {
+            "loss_d": loss_d.detach(), "loss_d_real": loss_d_real.detach(), "loss_d_fake": loss_d_fake.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(out_real.detach().float()).mean(),
+            "d_fake": torch.sigmoid(out_fake.detach().float()).mean(),
+        }
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        real, n = batch.images, batch.images.shape[0]
+        y_fake = self._fake_labels(n, real.device, generator)
+        z = torch.randn(n, self.model.latent_dim, device=real.device, generator=generator)
+        fake = self.model.generator(z, y_fake)
+        out_real = self.model.discriminate(real, self._real_labels(batch))
+        out_fake = self.model.discriminate(fake, y_fake)
+        loss_d_real = bce_logits(out_real, self.cfg.real_target)
+        loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
+        return {"loss_d": loss_d_real + loss_d_fake, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake,
+                "loss_g": bce_logits(out_fake, 1.0), "d_real": torch.sigmoid(out_real.float()).mean(),
+                "d_fake": torch.sigmoid(out_fake.float()).mean()}
+
+    @torch.no_grad()
+    def scores(self, loader: BatchLoader, generator: torch.Generator) -> dict[str, float]:
+        """FD-randconv between up to `proxy_samples` held-out images and as many fresh samples."""
+        n = min(self.cfg.proxy_samples, loader.num_images)
+        real = torch.cat([b.images for b in loader.batches()])[:n]
+        fake = torch.cat([self.model.sample(min(256, n - i), generator=generator) for i in range(0, n, 256)])
+        to_unit = self.normalizer.to_unit
+        return {PROXY: fd_randconv(to_unit(real.float()), to_unit(fake.float()))}

@@ -1,0 +1,86 @@
+"""The adversarial objective: textbook step order, detached fakes, label smoothing, collapse warnings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.data import Batch, Normalizer
+from genlab.models import build_model
+from genlab.objectives import Adversarial, Stepper
+from genlab.objectives.adversarial import CollapseMonitor
+
+
+def _setup(real_target=1.0, conditional=False):
+    torch.manual_seed(0)
+    kwargs = {"g_width": 4, "d_width": 4, "latent_dim": 8, "conditional": conditional}
+    model = build_model("dcgan", kwargs, image_size=16, channels=1, num_classes=3)
+    cfg = ObjectiveConfig(kind="adversarial", real_target=real_target)
+    obj = Adversarial(model, cfg, OptimConfig(lr_g=1e-4, lr_d=2e-4), Normalizer("minus_one_one", 1))
+    batch = Batch(torch.rand(6, 1, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
+    return model, obj, batch
+
+
+def _snapshot(module):
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+def test_step_order_d_real_d_fake_detached_then_g_through_updated_d():
+    model, obj, batch = _setup()
+    d0, g0 = _snapshot(model.discriminator), _snapshot(model.generator)
+    calls = []
+    original = model.discriminate
+
+    def spy(x, labels=None):
+        calls.append({"d": _snapshot(model.discriminator), "g": _snapshot(model.generator),
+                      "grad_to_g": x.requires_grad, "is_real": x is batch.images})
+        return original(x, labels)
+
+    model.discriminate = spy
+    obj.train_step(batch, 0, Stepper())
+    assert [c["is_real"] for c in calls] == [True, False, False]
+    assert not calls[1]["grad_to_g"] and calls[2]["grad_to_g"]  # D's fake pass is detached from G
+    assert torch.equal(calls[0]["d"], d0) and torch.equal(calls[1]["d"], d0)
+    assert not torch.equal(calls[2]["d"], d0)  # G's loss sees the updated D
+    assert torch.equal(calls[2]["g"], g0)  # D's update did not touch G
+    assert not torch.equal(_snapshot(model.generator), g0)  # then G stepped
+    assert torch.equal(_snapshot(model.discriminator), calls[2]["d"])  # and G's step left D alone
+
+
+def test_split_learning_rates_reach_the_optimisers():
+    _, obj, _ = _setup()
+    assert obj.optimizers["generator"].param_groups[0]["lr"] == 1e-4
+    assert obj.optimizers["discriminator"].param_groups[0]["lr"] == 2e-4
+
+
+@pytest.mark.parametrize("target", [1.0, 0.98, 0.9])
+def test_smoothed_real_target_is_used_in_the_d_loss(target):
+    model, obj, batch = _setup(real_target=target)
+    logits = model.discriminate(batch.images).detach()
+    p = torch.sigmoid(logits.double())
+    expected = -(target * torch.log(p) + (1 - target) * torch.log1p(-p)).mean().item()
+    terms = obj.train_step(batch, 0, Stepper())
+    assert terms["loss_d_real"].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_terms_logged_and_consistent():
+    _, obj, batch = _setup(conditional=True)
+    t = obj.train_step(batch, 0, Stepper())
+    assert set(t) == {"loss_d", "loss_d_real", "loss_d_fake", "loss_g", "d_real", "d_fake"}
+    assert t["loss_d"].item() == pytest.approx(t["loss_d_real"].item() + t["loss_d_fake"].item(), rel=1e-6)
+    assert 0 <= t["d_real"].item() <= 1 and 0 <= t["d_fake"].item() <= 1
+
+
+def test_collapse_monitor_needs_k_consecutive_bad_checks():
+    mon = CollapseMonitor(ObjectiveConfig(kind="adversarial", collapse_check_every=10, collapse_patience=3,
+                                          d_loss_floor=0.01, g_loss_ceiling=20))
+    bad, good = {"loss_d": 0.001, "loss_g": 9.0}, {"loss_d": 0.5, "loss_g": 2.0}
+    assert mon.check(10, bad) is None and mon.check(20, bad) is None
+    assert mon.check(25, bad) is None  # not a check step
+    assert mon.check(30, bad) is not None
+    assert mon.check(40, good) is None and mon.streak == 0
+    assert all(mon.check(s, {"loss_d": 0.5, "loss_g": math.inf}) is None for s in (50, 60))
+    assert "G loss inf" in mon.check(70, {"loss_d": 0.5, "loss_g": math.inf})
