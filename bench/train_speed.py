@@ -26,27 +26,32 @@ from genlab.run import create_run
 SHAPES = {
     # name: (model section, objective section, image size, channels, batch)
     "dae28": ({"name": "ae"}, {"reduction": "mean", "noise_std": 0.3}, 28, 1, 128),
+    "cgan28": ({"name": "cgan"}, {"kind": "adversarial"}, 28, 1, 200),
     "beta_vae64": ({"name": "beta_vae"}, {"reduction": "mean", "beta": 10, "kld_weight": 0.0025}, 64, 3, 64),
     "res_vae128": ({"name": "res_vae"}, {"beta": 1.0}, 128, 3, 32),
+    "dcgan64": ({"name": "dcgan"}, {"kind": "adversarial", "real_target": 0.98}, 64, 3, 128),
 }
 
 
-def measure(name: str, steps: int = 30, warmup: int = 5) -> float:
+def measure(name: str, steps: int = 20, warmup: int = 3) -> float:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
         "data": {"name": "digits", "image_size": size, "grayscale": ch == 1},
-        "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False,
+        "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
                   "checkpoint_every_steps": 10**9},
     })
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * (steps + warmup), size, size, ch), dtype=np.uint8)
-    data = DataBundle(ImageSet(images), ImageSet(images[:batch]), ch, size, Normalizer("minus_one_one", ch))
+    labels = rng.integers(0, 10, len(images))
+    names = [str(i) for i in range(10)]
+    data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], labels[:batch], names), ch, size,
+                      Normalizer("minus_one_one", ch))
     from genlab.models import build_model
     from genlab.objectives import build_objective
 
     torch.manual_seed(0)
-    net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=ch)
+    net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=ch, num_classes=10)
     obj = build_objective(cfg, net, data.normalizer)
     with tempfile.TemporaryDirectory() as tmp:
         run = create_run(cfg, Path(tmp), overwrite=False)

@@ -111,3 +111,55 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     state = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")
     assert state["progress"]["step"] == 8
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+GAN = {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
+       "objective": {"kind": "adversarial", "proxy_samples": 24}}
+
+
+def test_gan_best_checkpoint_by_proxy_score_every_n_steps(tmp_path):
+    cfg = tiny_config(**GAN, train={"eval_every_steps": 2})
+    out = train(cfg, out=tmp_path)
+    rows = _rows(tmp_path / "tiny")
+    evals = [r for r in rows if r["split"] == "val"]
+    assert [int(r["step"]) for r in evals] == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # every 2 steps + epoch ends
+    scores = [float(r["fd_randconv"]) for r in evals]
+    best = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "best.pt")["progress"]
+    assert out.result.best_metric == "fd_randconv"
+    assert best["best_value"] == pytest.approx(min(scores), rel=1e-4)
+    assert best["best_step"] == int(evals[scores.index(min(scores))]["step"])
+
+
+def test_best_metric_must_exist(tmp_path):
+    from genlab.errors import GenlabError
+
+    with pytest.raises(GenlabError, match="best_metric 'nope'.*choose one of"):
+        train(tiny_config(train={"best_metric": "nope"}), out=tmp_path)
+
+
+def test_collapse_warning_can_stop_the_run(tmp_path, caplog):
+    cfg = tiny_config(**{**GAN, "objective": {**GAN["objective"], "g_loss_ceiling": 1e-6, "collapse_check_every": 1,
+                                              "collapse_patience": 3, "stop_on_collapse": True}})
+    out = train(cfg, out=tmp_path)
+    assert out.result.progress.step == 3
+    assert "possible GAN failure at step 3" in out.result.stopped_early
+    assert any("possible GAN failure" in r.message for r in caplog.records)
+    assert checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")["progress"]["step"] == 3
+
+
+def test_collapse_warning_without_stop_keeps_training(tmp_path, caplog):
+    cfg = tiny_config(**{**GAN, "objective": {**GAN["objective"], "g_loss_ceiling": 1e-6, "collapse_check_every": 1,
+                                              "collapse_patience": 3}})
+    out = train(cfg, out=tmp_path)
+    assert out.result.progress.step == STEPS and out.result.stopped_early is None
+    assert sum("possible GAN failure" in r.message for r in caplog.records) >= 1
+
+
+def test_epoch_sample_grids_use_fixed_noise(tmp_path):
+    from PIL import Image
+
+    train(tiny_config(train={"epoch_samples": True, "figures": True}), out=tmp_path)
+    grids = sorted((tmp_path / "tiny" / "figures" / "epochs").glob("samples_*.png"))
+    assert [g.name for g in grids] == ["samples_001.png", "samples_002.png", "samples_003.png"]
+    assert Image.open(grids[0]).size == Image.open(grids[-1]).size
+    assert (tmp_path / "tiny" / "figures" / "reconstructions.png").is_file()

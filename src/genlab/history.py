@@ -43,9 +43,11 @@ class History:
               terms: dict[str, float]) -> None:
         row = {"scope": scope, "split": split, "epoch": epoch, "step": step, "images": images,
                "seconds": round(seconds, 3), **{k: f"{v:.6g}" for k, v in terms.items()}}
+        if self.columns is not None and not set(row) <= set(self.columns):
+            self._add_columns([k for k in row if k not in self.columns])
         if self._writer is None:
-            new = self.columns is None
-            if new:
+            new = self.columns is None or not self.path.is_file() or self.path.stat().st_size == 0
+            if self.columns is None:
                 self.columns = FIXED + list(terms)
             self._file = self.path.open("a", newline="")
             self._writer = csv.DictWriter(self._file, self.columns, extrasaction="ignore")
@@ -53,6 +55,18 @@ class History:
                 self._writer.writeheader()
         self._writer.writerow(row)
         self._file.flush()
+
+    def _add_columns(self, new: list[str]) -> None:
+        """A term seen for the first time (e.g. a validation-only score): widen the header once."""
+        self.close()
+        rows = read_history(self.path) if self.path.is_file() else []
+        self.columns = [*self.columns, *new]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self._file:
