@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
-import threading
 
 import pytest
 import torch
@@ -35,8 +35,11 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("stop_at", [1, 4, 6, 11])  # mid-epoch, at a periodic save, at an epoch end, late
-@pytest.mark.parametrize("model", sorted(FAMILIES))
+@pytest.mark.parametrize("model,stop_at", [
+    ("vae", 1), ("vae", 6), ("vae", 11),  # mid-epoch, at an epoch end, late in a later epoch
+    ("ae", 4),  # at a periodic save
+    ("cgan", 7),
+])
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stop_at, model):
     extra = FAMILIES[model]
     full = train(tiny_config(name="full", **extra), out=tmp_path)
@@ -72,26 +75,81 @@ def test_best_checkpoint_tracks_lowest_validation_loss(tmp_path):
 
 
 def test_resume_a_finished_run_with_more_epochs_continues(tmp_path):
-    train(tiny_config(), out=tmp_path)
+    train(tiny_config(), out=tmp_path)  # cosine schedule: the learning rate reached 0 at the end
+    before = _weights(tmp_path / "tiny")
     longer = tiny_config(train={"epochs": 4})
     out = train(longer, resume=tmp_path / "tiny")
     assert out.result.progress.step == 4 * 6
     assert [int(r["step"]) for r in _rows(tmp_path / "tiny") if r["scope"] == "step"] == list(range(1, 25))
+    state = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")
+    after = state["model"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+    assert [r["split"] for r in _rows(tmp_path / "tiny") if r["scope"] == "epoch"][-2:] == ["train", "val"]
 
 
-def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path):
-    cfg = tiny_config(train={"epochs": 40, "checkpoint_every_steps": 10_000})
-    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
+def test_cosine_schedule_replans_over_a_longer_run():
+    from genlab.config import OptimConfig
+    from genlab.objectives.optim import build_scheduler
+
+    epochs = {"n": 2}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, OptimConfig(scheduler="cosine"), lambda: epochs["n"])
+    lrs = []
+    for _ in range(2):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    epochs["n"] = 4
+    opt.step()
+    sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(0.0)
+    assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 4)))
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_at_the_step_boundary_and_resumes_exactly(tmp_path, monkeypatch, signum, code):
+    from genlab.objectives.reconstruction import Reconstruction
+
+    train(tiny_config(name="full"), out=tmp_path)
+    original = Reconstruction.train_step
+
+    def signalling(self, batch, step, stepper):
+        if step == 6:  # the 7th step: the signal arrives while the step runs
+            os.kill(os.getpid(), signum)
+        return original(self, batch, step, stepper)
+
+    monkeypatch.setattr(Reconstruction, "train_step", signalling)
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg, out=tmp_path)
-    timer.cancel()
-    assert info.value.exit_code == 143
-    saved = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")["progress"]["step"]
-    assert 0 < saved < 40 * 6
-    steps = [int(r["step"]) for r in _rows(tmp_path / "tiny") if r["scope"] == "step"]
-    assert steps == list(range(1, saved + 1))
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+        train(tiny_config(name="part"), out=tmp_path)
+    assert info.value.exit_code == code
+    assert checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")["progress"]["step"] == 7
+    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)  # handlers restored
+    monkeypatch.setattr(Reconstruction, "train_step", original)
+    train(None, resume=tmp_path / "part")
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "part")
+
+
+def test_stop_at_the_last_step_finishes_the_epoch_on_resume(tmp_path):
+    full = train(tiny_config(name="full"), out=tmp_path)
+    train(tiny_config(name="part"), out=tmp_path, stop_after_steps=STEPS)
+    resumed = train(None, resume=tmp_path / "part")
+    assert resumed.result.progress.epoch == full.result.progress.epoch == 3
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "part")
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gan_resume_at_an_evaluation_step_is_exact(tmp_path):
+    cfg = dict(GAN, train={"eval_every_steps": 2})
+    train(tiny_config(name="full", **cfg), out=tmp_path)
+    train(tiny_config(name="part", **cfg), out=tmp_path, stop_after_steps=4)
+    train(None, resume=tmp_path / "part")
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "part")
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -106,7 +164,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
         return terms
 
     monkeypatch.setattr(Reconstruction, "_terms", poisoned)
-    with pytest.raises(NonFiniteLoss, match=r"'kl'.*step 9.*last good checkpoint.*step 8"):
+    with pytest.raises(NonFiniteLoss, match=r"'kl'.*step 10;.*last good checkpoint.*step 8"):
         train(tiny_config(), out=tmp_path)
     state = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")
     assert state["progress"]["step"] == 8
@@ -155,11 +213,20 @@ def test_collapse_warning_without_stop_keeps_training(tmp_path, caplog):
     assert sum("possible GAN failure" in r.message for r in caplog.records) >= 1
 
 
-def test_epoch_sample_grids_use_fixed_noise(tmp_path):
-    from PIL import Image
+def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):
+    from genlab import train as train_module
 
+    drawn = []
+    original = train_module.sample_figure
+
+    def recording(model, normalizer, path, n=32, seed=0, **kw):
+        gen = torch.Generator().manual_seed(seed)
+        drawn.append(torch.randn(n, model.latent_dim, generator=gen))
+        return original(model, normalizer, path, n=n, seed=seed, **kw)
+
+    monkeypatch.setattr(train_module, "sample_figure", recording)
     train(tiny_config(train={"epoch_samples": True, "figures": True}), out=tmp_path)
     grids = sorted((tmp_path / "tiny" / "figures" / "epochs").glob("samples_*.png"))
     assert [g.name for g in grids] == ["samples_001.png", "samples_002.png", "samples_003.png"]
-    assert Image.open(grids[0]).size == Image.open(grids[-1]).size
+    assert len(drawn) == 4 and all(torch.equal(drawn[0], z) for z in drawn)  # 3 epochs + the final grid
     assert (tmp_path / "tiny" / "figures" / "reconstructions.png").is_file()

@@ -65,7 +65,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     blob = wrapper["blob"].numpy().tobytes()
     if hashlib.sha256(blob).hexdigest() != wrapper.get("sha256"):
         raise GenlabError(f"{path} is corrupt: its content does not match the SHA-256 recorded when it was "
-                          f"written. Use the other checkpoint in that folder (last.pt / best.pt).")
+                          f"written. If the run's other checkpoint is intact, copy best.pt over last.pt to "
+                          f"resume from it.")
     try:
         return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
     except Exception as exc:

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted or finished run")
     t.add_argument("--out", type=Path, metavar="DIR", help="parent folder of the run (default: output.root)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
-    t.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
@@ -97,8 +97,11 @@ def cmd_train(args) -> int:
     outcome = train(cfg, out=args.out, overwrite=args.overwrite, resume=args.resume)
     run, p = outcome.run, outcome.result.progress
     print(f"\nrun folder:   {run.path}")
-    print(f"checkpoints:  {run.last} (last), {run.best} (best {outcome.result.best_metric} = {p.best_value:.5g}, "
-          f"step {p.best_step})")
+    best = (f"{run.best} (best {outcome.result.best_metric} = {p.best_value:.5g}, step {p.best_step})"
+            if p.best_value is not None else "no best.pt yet (no validation ran)")
+    print(f"checkpoints:  {run.last} (last), {best}")
+    if outcome.result.stopped_early:
+        print(f"stopped early: {outcome.result.stopped_early}")
     if run.metrics.is_file():
         print(f"metrics:      {run.metrics}")
     print(f"history:      {run.history}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -52,7 +52,9 @@ class DataConfig(_Section):
     hflip: bool = False
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     split_seed: int = 0
-    use_test_split: bool = True
+    # mnist / fashion_mnist: validate on the official test split instead of a val_fraction of train;
+    # celeba: use list_eval_partition.txt (train = 0, validation = 1).
+    use_test_split: bool = False
     # At most this many training / validation source images (seeded choice). For folders these are
     # files: with random_crops each file then yields per_image crops.
     limit: int | None = Field(None, ge=1)
@@ -61,7 +63,6 @@ class DataConfig(_Section):
     images_key: str = "images"
     labels_key: str = "labels"
     download: bool = False
-    cache_dir: str | None = None
     max_skipped_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -97,7 +98,7 @@ class OptimConfig(_Section):
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     lr_g: float | None = Field(None, gt=0.0, le=10.0)
     lr_d: float | None = Field(None, gt=0.0, le=10.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     scheduler: Literal["none", "cosine", "exponential"] = "none"
@@ -136,7 +137,8 @@ class OutputConfig(_Section):
 
 
 class RunConfig(_Section):
-    name: str | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+                             description="the run folder's name: one path component")
     model: ModelConfig
     objective: ObjectiveConfig = ObjectiveConfig()
     data: DataConfig
@@ -181,6 +183,8 @@ def packaged_configs() -> list[str]:
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise GenlabError(f"{path} is not a text file; a config is YAML text.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

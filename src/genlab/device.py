@@ -10,13 +10,19 @@ import torch
 from genlab.errors import GenlabError
 
 
-def select_device(pref: str, cuda_available: bool | None = None) -> torch.device:
+def select_device(pref: str, cuda_available: bool | None = None, device_count: int | None = None) -> torch.device:
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     if pref == "auto":
         return torch.device("cuda" if cuda else "cpu")
     if pref.startswith("cuda") and not cuda:
         raise GenlabError(f"train.device is {pref!r} but no CUDA device is available; use 'auto' or 'cpu'.")
-    return torch.device(pref)
+    device = torch.device(pref)
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count() if device_count is None else device_count
+        if device.index >= count:
+            raise GenlabError(f"train.device is {pref!r} but this machine has {count} CUDA device(s): "
+                              f"cuda:0 to cuda:{count - 1}.")
+    return device
 
 
 def select_precision(pref: str, device: torch.device, bf16_supported: bool | None = None) -> str:

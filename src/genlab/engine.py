@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from genlab import checkpoint
-from genlab.config import RunConfig
+from genlab.config import RunConfig, incompatible_changes, validate
 from genlab.data import BatchLoader, DataBundle
 from genlab.device import autocast, grad_scaler, select_precision
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
@@ -46,6 +46,7 @@ class Progress:
     best_value: float | None = None
     best_epoch: int = -1
     best_step: int = -1
+    ended_step: int = -1  # step at which the last end-of-epoch evaluation ran
     epoch_sums: dict[str, float] = field(default_factory=dict)
     epoch_count: int = 0
 
@@ -132,8 +133,9 @@ class Trainer:
         total = cfg.train.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
         self.stepper = Stepper(cfg.optim.grad_clip, grad_scaler(device, self.precision))
+        # The schedule reads the current train.epochs, so a resume that extends the run re-plans it.
         self.schedulers = {k: s for k, o in objective.optimizers.items()
-                           if (s := build_scheduler(o, cfg.optim, cfg.train.epochs)) is not None}
+                           if (s := build_scheduler(o, cfg.optim, lambda: self.cfg.train.epochs)) is not None}
         self.callbacks = callbacks or []
         self.monitors = list(getattr(objective, "monitors", []))
         self.best_metric = cfg.train.best_metric or objective.default_best_metric
@@ -150,6 +152,8 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler else None,
             "progress": asdict(self.progress),
+            "monitors": [{"streak": m.streak} for m in self.monitors],
+            "warning": self.warning,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -159,20 +163,30 @@ class Trainer:
         checkpoint.save_atomic(self.state(), path)
         return path
 
-    def restore(self, state: dict) -> None:
-        self.objective.model.load_state_dict(state["model"])
-        for k, o in self.objective.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-            if isinstance(s, torch.optim.lr_scheduler.CosineAnnealingLR):
-                s.T_max = self.cfg.train.epochs  # a resume may extend the run: anneal over the new length
-        if self.stepper.scaler and state.get("scaler"):
-            self.stepper.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**state["progress"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    def restore(self, state: dict, source: Path) -> None:
+        """Load a checkpoint (read onto the CPU) into the parts; refuse one from an incompatible run."""
+        try:
+            saved = validate(state["config"], f"{source} (embedded config)")
+            bad = incompatible_changes(saved, self.cfg)
+            if bad:
+                raise GenlabError(f"{source} was written by a run configured differently ({', '.join(bad)} "
+                                  f"differ from {self.run.config}); it cannot continue this run.")
+            self.objective.model.load_state_dict(state["model"])
+            for k, o in self.objective.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            if self.stepper.scaler and state.get("scaler"):
+                self.stepper.scaler.load_state_dict(state["scaler"])
+            self.progress = Progress(**state["progress"])
+            for monitor, saved_state in zip(self.monitors, state.get("monitors", [])):
+                monitor.streak = saved_state["streak"]
+            self.warning = state.get("warning")
+            torch.set_rng_state(state["rng"]["torch"].cpu())
+            if state["rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise GenlabError(f"{source} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}).") from None
         self.history.truncate_after(self.progress.step, self.progress.epoch)
 
     # ------------------------------------------------------------ loop
@@ -180,16 +194,26 @@ class Trainer:
         """Train to the configured length; `stop_after_steps` ends early with a checkpoint (a test hook
         that behaves like an interruption)."""
         p = self.progress
+        self.check_best_metric()
         bar = _progress_bar(self.cfg.train.progress, self.total_steps, p.step)
         last_val: dict[str, float] = {}
         self.objective.model.train()
+        every = self.cfg.train.eval_every_steps
         try:
             with _Signals() as sig:
-                while p.step < self.total_steps:
+                while p.step < self.total_steps or self._epoch_end_pending():
                     t0 = time.perf_counter()
                     for batch in self.train_loader.batches(p.epoch, p.batch):
+                        if p.step >= self.total_steps:
+                            break
                         self._train_one(batch, bar, time.perf_counter() - t0)
-                        t0 = time.perf_counter()
+                        # Work due at this step comes before any stop, so an interrupted run has done
+                        # exactly what an uninterrupted one had done by the same step.
+                        if every and p.step % every == 0 and p.batch < self.steps_per_epoch \
+                                and p.step < self.total_steps:
+                            last_val = self._evaluate("eval")
+                        if p.step % self.cfg.train.checkpoint_every_steps == 0:
+                            self.save()
                         if sig.received:
                             path = self.save()
                             raise TrainingInterrupted(sig.received, EXIT_CODES[sig.received], str(path))
@@ -199,13 +223,7 @@ class Trainer:
                         if self.warning and self.cfg.objective.stop_on_collapse:
                             self.save()
                             return FitResult(p, self.best_metric, last_val, self.warning)
-                        every = self.cfg.train.eval_every_steps
-                        if every and p.step % every == 0 and p.batch < self.steps_per_epoch:
-                            last_val = self._evaluate("eval")
-                        if p.step % self.cfg.train.checkpoint_every_steps == 0:
-                            self.save()
-                        if p.step >= self.total_steps:
-                            break
+                        t0 = time.perf_counter()
                     # train.max_steps may stop inside an epoch: validate, but leave that epoch open so
                     # that a resume with more steps finishes it instead of skipping its last batches.
                     last_val = self._end_epoch(bar, finished=p.batch >= self.steps_per_epoch)
@@ -218,10 +236,28 @@ class Trainer:
             self.history.close()
         return FitResult(p, self.best_metric, last_val)
 
+    def _epoch_end_pending(self) -> bool:
+        """Stopped after an epoch's last due step but before its end-of-epoch evaluation ran."""
+        p = self.progress
+        return p.batch > 0 and p.ended_step != p.step and (
+            p.batch >= self.steps_per_epoch or p.step >= self.total_steps)
+
+    def check_best_metric(self) -> None:
+        """Fail before training, not after an epoch, when train.best_metric names nothing computed."""
+        batch = next(iter(self.val_loader.batches()))
+        self.objective.model.eval()
+        with torch.no_grad(), autocast(self.device, self.precision):
+            names = set(self.objective.eval_step(batch, torch.Generator(device=self.device).manual_seed(0)))
+        self.objective.model.train()
+        names |= set(getattr(self.objective, "score_names", ()))
+        if self.best_metric not in names:
+            raise GenlabError(f"train.best_metric {self.best_metric!r} is not computed for this model; "
+                              f"choose one of {', '.join(sorted(names))}.")
+
     def _train_one(self, batch, bar, load_seconds: float) -> None:
         p = self.progress
         t = time.perf_counter()
-        self.stepper.step_index = p.step
+        self.stepper.step_index = p.step + 1
         with autocast(self.device, self.precision):
             terms = self.objective.train_step(batch, p.step, self.stepper)
         values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist()))
@@ -253,9 +289,6 @@ class Trainer:
         p = self.progress
         val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
         self.history.write(scope, "val", p.epoch, p.step, p.images, p.seconds, val)
-        if self.best_metric not in val:
-            raise GenlabError(f"train.best_metric {self.best_metric!r} is not computed for this model; "
-                              f"choose one of {', '.join(sorted(val))}.")
         value = val[self.best_metric]
         if math.isfinite(value) and (p.best_value is None or (
                 value < p.best_value if self.cfg.train.best_mode == "min" else value > p.best_value)):
@@ -270,6 +303,7 @@ class Trainer:
         train_means = {k: v / max(p.epoch_count, 1) for k, v in p.epoch_sums.items()}
         self.history.write("epoch", "train", p.epoch, p.step, p.images, p.seconds, train_means)
         val = self._evaluate("epoch")
+        p.ended_step = p.step
         if finished:
             with warnings.catch_warnings():
                 # After a resume at an epoch boundary the fresh optimizer has not stepped in this

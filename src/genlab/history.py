@@ -75,7 +75,7 @@ class History:
 
 
 def _covered(row: dict[str, str], step: int, epoch: int) -> bool:
-    if row["scope"] == "step":
+    if row["scope"] in ("step", "eval"):
         return int(row["step"]) <= step
     return int(row["epoch"]) < epoch  # an epoch row is written only once that epoch is finished
 

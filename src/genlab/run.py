@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from genlab.config import RunConfig, incompatible_changes, validate
+from genlab.config import RunConfig, incompatible_changes, read_yaml, validate
 from genlab.errors import GenlabError
 
 
@@ -57,22 +57,38 @@ class RunDir:
     def read_config(self) -> RunConfig:
         if not self.config.is_file():
             raise GenlabError(f"{self.path} is not a genlab run folder (no config.yaml).")
-        return validate(yaml.safe_load(self.config.read_text()) or {}, str(self.config))
+        return validate(read_yaml(self.config), str(self.config))
 
 
-def create_run(cfg: RunConfig, out_root: Path | None, overwrite: bool) -> RunDir:
-    """A new run folder; an existing one is refused unless overwrite (then it is emptied)."""
+def plan_run(cfg: RunConfig, out_root: Path | None, overwrite: bool) -> RunDir:
+    """Where a new run will go, refusing, before anything is built, what create_run would not do."""
     root = Path(out_root or cfg.output.root)
     run = RunDir(root / (cfg.name or "run"))
+    if run.path.exists() and not run.path.is_dir():
+        raise GenlabError(f"{run.path} exists and is a file, not a run folder; choose another name with "
+                          f"--set name=NEW or another --out.")
     if run.path.exists() and any(run.path.iterdir()):
         if not overwrite:
             raise GenlabError(f"run folder {run.path} already exists. Continue it with --resume {run.path}, "
                               f"replace it with --overwrite, or choose another name with --set name=NEW.")
+        if not run.config.is_file():
+            raise GenlabError(f"{run.path} exists and is not a genlab run folder (no config.yaml); --overwrite "
+                              f"deletes only run folders. Choose another name with --set name=NEW.")
+    return run
+
+
+def create_run(run: RunDir, cfg: RunConfig, overwrite: bool) -> RunDir:
+    """Make the planned folder (emptying an old run there when overwrite) and write the resolved config."""
+    if overwrite and run.config.is_file():
         shutil.rmtree(run.path)
     _check_writable(run.path)
     (run.path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    save_config(run, cfg)
     return run
+
+
+def save_config(run: RunDir, cfg: RunConfig) -> None:
+    write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def existing_run(path: Path) -> RunDir:
@@ -100,7 +116,6 @@ def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunC
                               f"the saved run computed differently. Only train.epochs, train.max_steps and "
                               f"similar run-length settings may change on resume; start a new run instead.")
         cfg = new_cfg
-        write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     _check_writable(path)
     return run, cfg
 

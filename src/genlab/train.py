@@ -19,7 +19,7 @@ from genlab.metrics.discriminator import discriminator_classification
 from genlab.metrics.store import update_metrics
 from genlab.models import build_model, is_gan
 from genlab.objectives import Objective, build_objective
-from genlab.run import RunDir, create_run, open_for_resume
+from genlab.run import RunDir, create_run, open_for_resume, plan_run, save_config
 from genlab.viz.figures import reconstruction_figure, sample_figure
 
 log = logging.getLogger("genlab")
@@ -46,15 +46,19 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         run, cfg = open_for_resume(resume, cfg)
     else:
         assert cfg is not None
-        run = create_run(cfg, out, overwrite)
+        run = plan_run(cfg, out, overwrite)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_determinism(cfg.train.seed, cfg.train.deterministic)
+    device = select_device(cfg.train.device)
+    # Everything that can fail on a config or data mistake happens before the run folder is touched,
+    # so --overwrite with a typo does not destroy the previous run.
+    data, model, objective = build_parts(cfg, device)
+    if resume is None:
+        create_run(run, cfg, overwrite)
     handler = _log_to(run.log)
     started = False
     try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        set_determinism(cfg.train.seed, cfg.train.deterministic)
-        device = select_device(cfg.train.device)
-        data, model, objective = build_parts(cfg, device)
         log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s",
                  run.path, cfg.model.name, cfg.data.name, len(data.train), len(data.val), data.channels,
                  cfg.data.image_size, cfg.data.image_size, f"{sum(p.numel() for p in model.parameters()):,}",
@@ -62,7 +66,8 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         callbacks = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
         trainer = Trainer(objective, data, cfg, run, device, callbacks)
         if resume is not None:
-            trainer.restore(checkpoint.load(run.last, map_location=device))
+            trainer.restore(checkpoint.load(run.last, map_location="cpu"), run.last)
+            save_config(run, cfg)  # the run-length settings it continues with
             log.info("resumed at step %d (epoch %d, batch %d)", trainer.progress.step,
                      trainer.progress.epoch + 1, trainer.progress.batch)
         started = True
@@ -111,7 +116,8 @@ def end_of_run_figures(model: nn.Module, data: DataBundle, cfg: RunConfig, run: 
     x = data.normalizer(torch.from_numpy(data.val.images[:n]).permute(0, 3, 1, 2).to(device))
     return [
         reconstruction_figure(model, x, data.normalizer, run.figures / "reconstructions.png",
-                              noise_std=cfg.objective.noise_std, seed=cfg.train.seed),
+                              noise_std=cfg.objective.noise_std, seed=cfg.train.seed,
+                              noise_clip=cfg.objective.noise_clip),
         samples,
     ]
 

@@ -257,7 +257,7 @@ def test_idx_sets_load(tmp_path, files, name, layout, gz):
     assert written["train_images"].suffix == (".gz" if gz else "")
     assert written["train_images"].read_bytes()[:4] == b"\x00\x00\x08\x03" or gz
 
-    data = load(name, tmp_path / "root", image_size=28)
+    data = load(name, tmp_path / "root", image_size=28, use_test_split=True)
     assert data.channels == 1
     assert np.array_equal(data.train.images, arrays["train_images"][..., None])
     assert np.array_equal(data.train.labels, arrays["train_labels"].astype(np.int64))
@@ -327,12 +327,12 @@ def test_celeba_torchvision_layout_follows_partition(tmp_path, files):
     paths = _celeba_files(base / "img_align_celeba", colours, files)
     parts = [0] * 5 + [1] * 3 + [2] * 2
     (base / "list_eval_partition.txt").write_text("".join(f"{p.name} {k}\n" for p, k in zip(paths, parts)))
-    data = load("celeba", tmp_path / "faces", image_size=8)
+    data = load("celeba", tmp_path / "faces", image_size=8, use_test_split=True)
     assert data.channels == 3 and data.train.images.shape == (5, 8, 8, 3) and len(data.val) == 3
     assert data.train.labels is None
     assert sorted(nearest(c, colours) for c in solid_colours(data.train.images)) == [0, 1, 2, 3, 4]
     assert sorted(nearest(c, colours) for c in solid_colours(data.val.images)) == [5, 6, 7]
-    limited = load("celeba", tmp_path / "faces", image_size=8, limit=2, val_limit=1)
+    limited = load("celeba", tmp_path / "faces", image_size=8, limit=2, val_limit=1, use_test_split=True)
     assert (len(limited.train), len(limited.val)) == (2, 1)
     unsplit = load("celeba", tmp_path / "faces", image_size=8, use_test_split=False)
     assert len(unsplit.train) + len(unsplit.val) == 10  # no partition: a random split over every file

@@ -81,7 +81,7 @@ def test_eval_step_is_reproducible_with_a_generator_and_does_not_train():
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
 
-def test_train_step_matches_the_loss_functions_on_a_real_model():
+def test_eval_terms_match_the_loss_functions_on_a_real_model():
     torch.manual_seed(0)
     model = build_model("vae", {"hidden_dims": [4, 8], "latent_dim": 3}, image_size=12, channels=1)
     x = torch.rand(4, 1, 12, 12) * 2 - 1

@@ -26,7 +26,9 @@ class DataBundle:
     def num_classes(self) -> int | None:
         if self.train.labels is None:
             return None
-        return len(self.train.class_names) if self.train.class_names else int(self.train.labels.max()) + 1
+        if self.train.class_names:
+            return len(self.train.class_names)
+        return int(max(self.train.labels.max(), self.val.labels.max() if len(self.val) else 0)) + 1
 
 
 def load_data(cfg: DataConfig) -> DataBundle:

@@ -45,7 +45,7 @@ class ImageSet:
         return len(self.images)
 
 
-def resolve_root(cfg: DataConfig) -> Path:
+def root_path(cfg: DataConfig) -> Path:
     """Absolute roots as given; relative ones under $GENLAB_DATA when set, else the working directory."""
     if not cfg.root:
         raise GenlabError(f"data.root is required for data set {cfg.name!r}: set it to the folder that holds "
@@ -53,6 +53,11 @@ def resolve_root(cfg: DataConfig) -> Path:
     root = Path(os.path.expanduser(cfg.root))
     if not root.is_absolute() and os.environ.get(DATA_ENV):
         root = Path(os.environ[DATA_ENV]) / root
+    return root
+
+
+def resolve_root(cfg: DataConfig) -> Path:
+    root = root_path(cfg)
     if not root.exists():
         env = os.environ.get(DATA_ENV)
         where = f"${DATA_ENV}={env}" if env else f"${DATA_ENV} is not set"
@@ -162,7 +167,7 @@ def _torchvision_download(cfg: DataConfig) -> None:
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[cfg.name]
-    root = Path(os.path.expanduser(cfg.root or "."))
+    root = root_path(cfg)
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
@@ -179,20 +184,31 @@ def read_npz(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         raise GenlabError(f"data.root {root} holds no .npz file; point data.root at the .npz itself.")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise GenlabError(f"{path} is a single .npy array, not an .npz archive of named arrays "
+                                  f"({cfg.images_key!r}, optional {cfg.labels_key!r}).")
             if cfg.images_key not in z:
                 raise GenlabError(f"{path} has no array {cfg.images_key!r}; it holds {sorted(z.files)}. "
                                   f"Set data.images_key.")
             images = z[cfg.images_key]
             labels = z[cfg.labels_key].astype(np.int64) if cfg.labels and cfg.labels_key in z else None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise GenlabError(f"cannot read {path} as .npz: {exc}.") from None
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise GenlabError(f"{path}:{cfg.images_key} must be uint8 (N, H, W) or (N, H, W, C); "
                           f"got {images.dtype} {images.shape}.")
     if images.ndim == 3:
         images = images[..., None]
-    if labels is not None and len(labels) != len(images):
-        raise GenlabError(f"{path}: {len(images)} images but {len(labels)} labels.")
+    if images.shape[-1] == 4:  # RGBA: drop alpha; 2 = gray + alpha: keep gray
+        images = images[..., :3]
+    elif images.shape[-1] == 2:
+        images = images[..., :1]
+    if images.shape[-1] not in (1, 3):
+        raise GenlabError(f"{path}:{cfg.images_key} has {images.shape[-1]} channels in its last axis; expected "
+                          f"(N, H, W) gray or (N, H, W, C) with C = 1, 3 or 4.")
+    if labels is not None and (labels.ndim != 1 or len(labels) != len(images) or labels.min() < 0):
+        raise GenlabError(f"{path}:{cfg.labels_key} must be one non-negative integer per image; got shape "
+                          f"{labels.shape} for {len(images)} images (min {labels.min()}).")
     full = ImageSet(resize_array(images, cfg.image_size, channels_of(cfg)), labels)
     return split_fraction(full, cfg)
 

@@ -21,14 +21,19 @@ class RandomConvFeatures(nn.Module):
     def __init__(self, channels: int, seed: int = 0, dim: int = 64):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(64, dim, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
+        with torch.random.fork_rng(devices=[]):  # layer construction must not move the training RNG
+            self.net = self._layers(channels, dim)
         for p in self.net.parameters():
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=g) * (2.0 / max(1, p[0].numel())) ** 0.5)
         self.requires_grad_(False)
+
+    @staticmethod
+    def _layers(channels: int, dim: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(channels, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, dim, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
 
     @torch.no_grad()
     def forward(self, x_unit: torch.Tensor) -> torch.Tensor:

@@ -67,8 +67,11 @@ def build_model(name: str, kwargs: dict[str, Any], *, image_size: int, channels:
         kwargs = {**kwargs, "num_classes": num_classes or 0}
     try:
         return factory(image_size=image_size, channels=channels, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise GenlabError(f"cannot build model {name!r} at {image_size}x{image_size}x{channels}: {exc}.") from None
+    except (TypeError, ValueError, IndexError, RuntimeError) as exc:
+        # Bad argument values surface from inside torch (an empty hidden_dims, a negative width): name the
+        # model and the arguments rather than show torch's internals.
+        raise GenlabError(f"cannot build model {name!r} at {image_size}x{image_size}x{channels} with "
+                          f"{kwargs or 'its defaults'}: {exc}.") from None
 
 
 def _factory(name: str) -> Callable[..., nn.Module]:

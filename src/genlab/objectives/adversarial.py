@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from genlab.config import ObjectiveConfig, OptimConfig
 from genlab.data import Batch, BatchLoader, Normalizer
+from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
 from genlab.metrics.proxy import fd_randconv
 from genlab.models.gan import GAN
@@ -27,28 +28,39 @@ def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
 
 
+def binary_entropy(p: float) -> float:
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
 class CollapseMonitor:
-    """Flags K consecutive checks with D's loss near 0 (D wins outright) or G's loss exploding."""
+    """Flags K consecutive checks with D's loss near its minimum (D wins outright) or G's loss exploding.
+
+    With smoothed targets D's BCE cannot reach 0: its floor is the targets' entropy (0.098 nats for a
+    real target of 0.98), so "near the minimum" is measured above that floor.
+    """
 
     def __init__(self, cfg: ObjectiveConfig):
         self.cfg = cfg
+        self.d_min = binary_entropy(cfg.real_target) + binary_entropy(cfg.fake_target)
         self.streak = 0
 
     def check(self, step: int, values: dict[str, float]) -> str | None:
         if step % self.cfg.collapse_check_every:
             return None
         d, g = values.get("loss_d", math.nan), values.get("loss_g", math.nan)
-        bad = d < self.cfg.d_loss_floor or g > self.cfg.g_loss_ceiling
+        bad = d - self.d_min < self.cfg.d_loss_floor or g > self.cfg.g_loss_ceiling
         self.streak = self.streak + 1 if bad else 0
         if self.streak < self.cfg.collapse_patience:
             return None
-        return (f"possible GAN failure at step {step}: D loss {d:.3g} (floor {self.cfg.d_loss_floor:g}), "
+        return (f"possible GAN failure at step {step}: D loss {d:.3g} (within {self.cfg.d_loss_floor:g} of its "
+                f"minimum {self.d_min:.3g}?), "
                 f"G loss {g:.3g} (ceiling {self.cfg.g_loss_ceiling:g}) for {self.streak} consecutive checks; "
                 f"D may be saturated or G collapsed. Try a lower optim.lr_d, real_target < 1, or check samples")
 
 
 class Adversarial:
     default_best_metric = PROXY
+    score_names = (PROXY,)
 
     def __init__(self, model: GAN, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
         self.model = model
@@ -109,7 +121,15 @@ class Adversarial:
     def scores(self, loader: BatchLoader, generator: torch.Generator) -> dict[str, float]:
         """FD-randconv between up to `proxy_samples` held-out images and as many fresh samples."""
         n = min(self.cfg.proxy_samples, loader.num_images)
-        real = torch.cat([b.images for b in loader.batches()])[:n]
+        if n < 2:
+            raise GenlabError(f"{PROXY} needs at least 2 validation images (a covariance); the validation set "
+                              f"has {loader.num_images}. Raise data.val_fraction or data.val_limit.")
+        real = []
+        for b in loader.batches():
+            real.append(b.images[: n - sum(len(r) for r in real)])
+            if sum(len(r) for r in real) >= n:
+                break
+        real = torch.cat(real)
         fake = torch.cat([self.model.sample(min(256, n - i), generator=generator) for i in range(0, n, 256)])
         to_unit = self.normalizer.to_unit
         return {PROXY: fd_randconv(to_unit(real.float()), to_unit(fake.float()))}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -20,12 +21,19 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig, lr: 
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: int):
-    """Stepped once per epoch, so a schedule does not depend on batch size."""
+def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: Callable[[], int]):
+    """Stepped once per epoch, so a schedule does not depend on batch size. The factor is a closed
+    form of the epoch index (never a running product), so a run extended on resume re-plans its
+    cosine over the new length instead of staying at the final learning rate of 0."""
     if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_epochs)
+        def cosine(epoch: int) -> float:
+            total = max(1, total_epochs())
+            return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     if cfg.scheduler == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.scheduler_gamma)
+        gamma = cfg.scheduler_gamma
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: gamma ** epoch)
     return None
 
 

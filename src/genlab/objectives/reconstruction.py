@@ -56,7 +56,7 @@ class Reconstruction:
         if self.cfg.capacity_max is not None:
             c = capacity(step, self.cfg.capacity_max, self.cfg.capacity_steps)
             loss = recon + self.cfg.gamma * (kl - c).abs()
-            return {"loss": loss, "recon": recon, "kl": kl, "capacity": torch.tensor(c)}
+            return {"loss": loss, "recon": recon, "kl": kl, "capacity": kl.new_tensor(c)}
         return {"loss": recon + self.kl_weight(step) * kl, "recon": recon, "kl": kl}
 
     def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:

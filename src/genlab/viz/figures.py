@@ -14,13 +14,14 @@ from genlab.viz.grids import save_grid, save_rows
 
 @torch.no_grad()
 def reconstruction_figure(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, path: Path,
-                          noise_std: float = 0.0, seed: int = 0) -> Path:
+                          noise_std: float = 0.0, seed: int = 0, noise_clip: bool = False) -> Path:
     """Originals above reconstructions; with noise_std > 0, clean / noisy / denoised rows."""
     model.eval()
     unit = normalizer.to_unit
     if noise_std > 0:
         gen = torch.Generator(device=images.device).manual_seed(seed)
-        noisy = add_gaussian_noise(images, noise_std, generator=gen)
+        clip = normalizer.output_range() if noise_clip else None
+        noisy = add_gaussian_noise(images, noise_std, clip=clip, generator=gen)
         rows = [("clean", unit(images)), (f"noisy\n(std {noise_std:g})", unit(noisy)),
                 ("denoised", unit(model.reconstruct(noisy)))]
         title = "Denoising: clean inputs, noisy inputs, reconstructions from the noisy inputs"
