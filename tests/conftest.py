@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -21,3 +22,15 @@ def real_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"GENLAB_DATA={root} is not a folder")
     return path
+
+
+@pytest.fixture
+def genlab_log(caplog):
+    """caplog for the "genlab" logger, which the CLI stops from propagating to the root logger."""
+    logger = logging.getLogger("genlab")
+    propagate = logger.propagate
+    logger.propagate = False  # records reach caplog once, whatever other tests did to logging
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.propagate = propagate

@@ -327,8 +327,8 @@ def test_data_derived_arguments_are_refused_in_the_model_section(key):
 @pytest.mark.parametrize("image_size", [8, 16])
 def test_image_too_small_for_the_architecture_gives_the_minimum(image_size):
     assert _build_error("beta_vae", image_size=image_size, channels=3) == (
-        f"cannot build model 'beta_vae' at {image_size}x{image_size}x3: vae halves the image 5 times, so "
-        f"image_size must be at least 17 (got {image_size}); use a larger image_size or fewer hidden_dims.")
+        f"cannot build model 'beta_vae' at {image_size}x{image_size}x3 with its defaults: vae halves the image "
+        f"5 times, so image_size must be at least 17 (got {image_size}); use a larger image_size or fewer hidden_dims.")
 
 
 def test_the_stated_minimum_size_builds_and_round_trips():
@@ -341,8 +341,8 @@ def test_the_stated_minimum_size_builds_and_round_trips():
 
 def test_bad_argument_value_is_a_genlab_error():
     assert _build_error("vae", {"activation": "swish"}) == (
-        "cannot build model 'vae' at 32x32x1: activation must be one of ['leaky_relu', 'relu', 'silu'] "
-        "(got 'swish').")
+        "cannot build model 'vae' at 32x32x1 with {'activation': 'swish'}: activation must be one of "
+        "['leaky_relu', 'relu', 'silu'] (got 'swish').")
 
 
 def test_a_bundled_name_resolves_to_the_packaged_file(tmp_path, monkeypatch):

@@ -195,22 +195,22 @@ def test_best_metric_must_exist(tmp_path):
         train(tiny_config(train={"best_metric": "nope"}), out=tmp_path)
 
 
-def test_collapse_warning_can_stop_the_run(tmp_path, caplog):
+def test_collapse_warning_can_stop_the_run(tmp_path, genlab_log):
     cfg = tiny_config(**{**GAN, "objective": {**GAN["objective"], "g_loss_ceiling": 1e-6, "collapse_check_every": 1,
                                               "collapse_patience": 3, "stop_on_collapse": True}})
     out = train(cfg, out=tmp_path)
     assert out.result.progress.step == 3
     assert "possible GAN failure at step 3" in out.result.stopped_early
-    assert any("possible GAN failure" in r.message for r in caplog.records)
+    assert any("possible GAN failure" in r.message for r in genlab_log.records)
     assert checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")["progress"]["step"] == 3
 
 
-def test_collapse_warning_without_stop_keeps_training(tmp_path, caplog):
+def test_collapse_warning_without_stop_keeps_training(tmp_path, genlab_log):
     cfg = tiny_config(**{**GAN, "objective": {**GAN["objective"], "g_loss_ceiling": 1e-6, "collapse_check_every": 1,
                                               "collapse_patience": 3}})
     out = train(cfg, out=tmp_path)
     assert out.result.progress.step == STEPS and out.result.stopped_early is None
-    assert sum("possible GAN failure" in r.message for r in caplog.records) >= 1
+    assert sum("possible GAN failure" in r.message for r in genlab_log.records) >= 1
 
 
 def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):

@@ -42,13 +42,12 @@ def write_solids(folder: Path, colours, files, suffix=".png", size=(24, 16), sta
 # ---------------------------------------------------------------- image_folder
 
 
-def test_folder_skips_broken_files_names_them_and_warns(tmp_path, files, caplog, monkeypatch):
+def test_folder_skips_broken_files_names_them_and_warns(tmp_path, files, genlab_log):
     root = tmp_path / "imgs"
     write_solids(root, files.distinct_colours(6), files)
     for kind in files.GOOD_KINDS + files.BROKEN_KINDS:
         files.write_kind(root, kind)
-    monkeypatch.setattr(logging.getLogger("genlab"), "propagate", True)  # the CLI may have turned it off
-    with caplog.at_level(logging.WARNING, logger="genlab.data"):
+    with genlab_log.at_level(logging.WARNING, logger="genlab.data"):
         data = load("image_folder", root, image_size=8)
 
     assert len(data.train) + len(data.val) == 6 + len(files.GOOD_KINDS)
@@ -59,7 +58,7 @@ def test_folder_skips_broken_files_names_them_and_warns(tmp_path, files, caplog,
     assert skipped["truncated.jpg"] == "truncated image data"
     assert skipped["empty.jpg"] == skipped["page.jpg"] == "not an image file Pillow can identify"
 
-    warnings = [r for r in caplog.records if r.name == "genlab.data" and r.levelno == logging.WARNING]
+    warnings = [r for r in genlab_log.records if r.name == "genlab.data" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     msg = warnings[0].getMessage()
     assert f"skipped 3 of {6 + len(files.GOOD_KINDS) + 3}" in msg
@@ -274,7 +273,7 @@ def test_idx_without_test_split_splits_train_and_resizes(tmp_path, files):
     assert (len(data.train), len(data.val)) == (9, 3)
     train_rows = {arrays["train_images"][i].tobytes() for i in range(12)}
     assert all(img[..., 0].tobytes() in train_rows for img in data.val.images)
-    small = load("mnist", tmp_path, image_size=14)
+    small = load("mnist", tmp_path, image_size=14, use_test_split=True)
     assert small.train.images.shape == (12, 14, 14, 1) and small.val.images.shape == (5, 14, 14, 1)
 
 
@@ -413,7 +412,8 @@ def test_real_data_sets(real_data):
     if absent:
         pytest.skip(f"GENLAB_DATA={real_data} lacks {', '.join(absent)} (see shared/data/MANIFEST.md)")
 
-    fm = load("fashion_mnist", "fashion-mnist", image_size=28)  # relative: resolved under $GENLAB_DATA
+    # a relative root: resolved under $GENLAB_DATA
+    fm = load("fashion_mnist", "fashion-mnist", image_size=28, use_test_split=True)
     assert (len(fm.train), len(fm.val)) == (60000, 10000)
     assert fm.train.images.shape[1:] == (28, 28, 1) and fm.val.images.shape[1:] == (28, 28, 1)
     assert np.bincount(fm.val.labels).tolist() == [1000] * 10
