@@ -84,7 +84,7 @@ class DCGANGenerator(nn.Module):
         n_up = int(math.log2(image_size // 8))
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, label_dim) if num_classes else None
-        c = width * 2 ** n_up
+        c = width * 2 ** (n_up - 1)  # 64x64: 256 at 8x8, 128 at 16x16, 64 at 32x32 (pytorch/examples' widths)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim + (label_dim if num_classes else 0), c, 8, 1, 0,
                                                       bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
         for _ in range(n_up - 1):
