@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,16 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
-    text = str(exc).split("\n")[0]
-    if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+    full = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch's message carries terminal colour codes
+    if "weights_only" in full or "Weights only" in full or "Unsupported global" in full:
+        # Name what the file asked for, not torch's advice on how to load it anyway.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", full)
+        what = f"it asks for {found.group(1)}" if found else full.split("\n")[0][:200]
         return (f"{path} was refused: it contains pickled Python objects that could run code when loaded "
-                f"({text[:200]}). genlab loads only tensors and plain data.")
-    return f"{path} is truncated, corrupt or not a checkpoint ({type(exc).__name__}: {text[:200]})."
+                f"({what}); nothing in it was run. genlab loads only tensors and plain data: use a checkpoint "
+                f"that genlab wrote.")
+    first = full.split("\n")[0].split(". ")[0].rstrip(".")  # torch appends paragraphs of advice
+    return f"{path} is truncated, corrupt or not a checkpoint ({type(exc).__name__}: {first[:200]})."
 
 
 def _fsync_dir(folder: Path) -> None:

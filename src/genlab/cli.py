@@ -98,7 +98,7 @@ def cmd_train(args) -> int:
     run, p = outcome.run, outcome.result.progress
     print(f"\nrun folder:   {run.path}")
     best = (f"{run.best} (best {outcome.result.best_metric} = {p.best_value:.5g}, step {p.best_step})"
-            if p.best_value is not None else "no best.pt yet (no validation ran)")
+            if p.best_value is not None else "no best.pt yet (no finite validation value so far)")
     print(f"checkpoints:  {run.last} (last), {best}")
     if outcome.result.stopped_early:
         print(f"stopped early: {outcome.result.stopped_early}")

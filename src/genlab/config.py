@@ -9,11 +9,12 @@ constructor's signature (one schema, not two).
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genlab.errors import GenlabError
 
@@ -137,14 +138,21 @@ class OutputConfig(_Section):
 
 
 class RunConfig(_Section):
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
-                             description="the run folder's name: one path component")
+    name: str | None = Field(None, description="the run folder's name: one path component")
     model: ModelConfig
     objective: ObjectiveConfig = ObjectiveConfig()
     data: DataConfig
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _one_path_component(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise ValueError("the run folder's name must be one path component: letters, digits, '.', '_', "
+                             "'+' and '-', starting with a letter or digit (e.g. betavae_cats_b100)")
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -140,6 +140,7 @@ class Trainer:
         self.monitors = list(getattr(objective, "monitors", []))
         self.best_metric = cfg.train.best_metric or objective.default_best_metric
         self.warning: str | None = None
+        self._preflight_done = False
         self.progress = Progress()
         self.history = History(run.history)
 
@@ -176,6 +177,9 @@ class Trainer:
                 o.load_state_dict(state["optimizers"][k])
             for k, s in self.schedulers.items():
                 s.load_state_dict(state["schedulers"][k])
+                # the optimiser state holds the rate of the old plan; apply the (possibly re-planned) one
+                for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+                    group["lr"] = base * factor(s.last_epoch)
             if self.stepper.scaler and state.get("scaler"):
                 self.stepper.scaler.load_state_dict(state["scaler"])
             self.progress = Progress(**state["progress"])
@@ -187,14 +191,17 @@ class Trainer:
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GenlabError(f"{source} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}).") from None
-        self.history.truncate_after(self.progress.step, self.progress.epoch)
+        p = self.progress
+        # An epoch that train.max_steps left unfinished keeps its rows only if this run will not finish it.
+        reopened = p.epoch if p.step < self.total_steps else None
+        self.history.truncate_after(p.step, p.ended_step, reopened)
 
     # ------------------------------------------------------------ loop
     def fit(self, stop_after_steps: int | None = None) -> FitResult:
         """Train to the configured length; `stop_after_steps` ends early with a checkpoint (a test hook
         that behaves like an interruption)."""
         p = self.progress
-        self.check_best_metric()
+        self.preflight()
         bar = _progress_bar(self.cfg.train.progress, self.total_steps, p.step)
         last_val: dict[str, float] = {}
         self.objective.model.train()
@@ -242,8 +249,16 @@ class Trainer:
         return p.batch > 0 and p.ended_step != p.step and (
             p.batch >= self.steps_per_epoch or p.step >= self.total_steps)
 
-    def check_best_metric(self) -> None:
-        """Fail before training, not after an epoch, when train.best_metric names nothing computed."""
+    def preflight(self) -> None:
+        """Fail before training (and before a run folder is written), not after an epoch, when the
+        validation set is too small for the objective or train.best_metric names nothing computed."""
+        if self._preflight_done:
+            return
+        need = getattr(self.objective, "min_val_images", 1)
+        if self.val_loader.num_images < need:
+            scores = ", ".join(getattr(self.objective, "score_names", ())) or "scores"
+            raise GenlabError(f"the validation set has {self.val_loader.num_images} image(s); this objective's "
+                              f"{scores} needs at least {need}. Raise data.val_fraction or data.val_limit.")
         batch = next(iter(self.val_loader.batches()))
         self.objective.model.eval()
         with torch.no_grad(), autocast(self.device, self.precision):
@@ -253,6 +268,7 @@ class Trainer:
         if self.best_metric not in names:
             raise GenlabError(f"train.best_metric {self.best_metric!r} is not computed for this model; "
                               f"choose one of {', '.join(sorted(names))}.")
+        self._preflight_done = True
 
     def _train_one(self, batch, bar, load_seconds: float) -> None:
         p = self.progress

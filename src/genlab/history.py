@@ -19,18 +19,24 @@ class History:
         self.columns: list[str] | None = None
         self._file = None
         self._writer = None
-        if path.is_file() and path.stat().st_size:
-            with path.open(newline="") as f:
-                header = next(csv.reader(f), None)
-            self.columns = header
 
-    def truncate_after(self, step: int, epoch: int) -> None:
-        """Keep rows a checkpoint at (step, epoch) already covers; rewrite atomically."""
+    def _read_header(self) -> None:
+        """The file is only read once it is used, so a History can be made before its run folder."""
+        if self.columns is None and self.path.is_file() and self.path.stat().st_size:
+            with self.path.open(newline="") as f:
+                self.columns = next(csv.reader(f), None)
+
+    def truncate_after(self, step: int, ended_step: int, reopened_epoch: int | None = None) -> None:
+        """Keep the rows a checkpoint at `step` already covers (epoch rows: up to the last end-of-epoch
+        evaluation it recorded, `ended_step`, except those of an epoch that is being reopened);
+        rewrite atomically."""
         if not self.path.is_file():
             return
+        self._read_header()
         with self.path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        keep = [r for r in rows if _covered(r, step, epoch)]
+        keep = [r for r in rows if _covered(r, step, ended_step)
+                and not (r["scope"] == "epoch" and reopened_epoch is not None and int(r["epoch"]) == reopened_epoch)]
         tmp = self.path.with_suffix(".csv.tmp")
         with tmp.open("w", newline="") as f:
             if self.columns:
@@ -43,6 +49,7 @@ class History:
               terms: dict[str, float]) -> None:
         row = {"scope": scope, "split": split, "epoch": epoch, "step": step, "images": images,
                "seconds": round(seconds, 3), **{k: f"{v:.6g}" for k, v in terms.items()}}
+        self._read_header()
         if self.columns is not None and not set(row) <= set(self.columns):
             self._add_columns([k for k in row if k not in self.columns])
         if self._writer is None:
@@ -74,10 +81,10 @@ class History:
             self._file = self._writer = None
 
 
-def _covered(row: dict[str, str], step: int, epoch: int) -> bool:
-    if row["scope"] in ("step", "eval"):
-        return int(row["step"]) <= step
-    return int(row["epoch"]) < epoch  # an epoch row is written only once that epoch is finished
+def _covered(row: dict[str, str], step: int, ended_step: int) -> bool:
+    if row["scope"] == "epoch":  # written by an end-of-epoch evaluation, before its checkpoint
+        return int(row["step"]) <= ended_step
+    return int(row["step"]) <= step
 
 
 def read_history(path: Path) -> list[dict[str, str]]:

@@ -54,7 +54,13 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
     # Everything that can fail on a config or data mistake happens before the run folder is touched,
     # so --overwrite with a typo does not destroy the previous run.
     data, model, objective = build_parts(cfg, device)
-    if resume is None:
+    callbacks = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
+    trainer = Trainer(objective, data, cfg, run, device, callbacks)
+    trainer.preflight()
+    if resume is not None:
+        # A bad or mismatched checkpoint is refused before anything (even the log) is written to the run.
+        trainer.restore(checkpoint.load(run.last, map_location="cpu"), run.last)
+    else:
         create_run(run, cfg, overwrite)
     handler = _log_to(run.log)
     started = False
@@ -63,10 +69,7 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
                  run.path, cfg.model.name, cfg.data.name, len(data.train), len(data.val), data.channels,
                  cfg.data.image_size, cfg.data.image_size, f"{sum(p.numel() for p in model.parameters()):,}",
                  device)
-        callbacks = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
-        trainer = Trainer(objective, data, cfg, run, device, callbacks)
         if resume is not None:
-            trainer.restore(checkpoint.load(run.last, map_location="cpu"), run.last)
             save_config(run, cfg)  # the run-length settings it continues with
             log.info("resumed at step %d (epoch %d, batch %d)", trainer.progress.step,
                      trainer.progress.epoch + 1, trainer.progress.batch)

@@ -183,10 +183,11 @@ def read_npz(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     if path is None:
         raise GenlabError(f"data.root {root} holds no .npz file; point data.root at the .npz itself.")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise GenlabError(f"{path} is a single .npy array, not an .npz archive of named arrays "
-                                  f"({cfg.images_key!r}, optional {cfg.labels_key!r}).")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise GenlabError(f"{path} is a single .npy array, not an .npz archive of named arrays "
+                              f"({cfg.images_key!r}, optional {cfg.labels_key!r}).")
+        with archive as z:
             if cfg.images_key not in z:
                 raise GenlabError(f"{path} has no array {cfg.images_key!r}; it holds {sorted(z.files)}. "
                                   f"Set data.images_key.")
@@ -197,6 +198,8 @@ def read_npz(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise GenlabError(f"{path}:{cfg.images_key} must be uint8 (N, H, W) or (N, H, W, C); "
                           f"got {images.dtype} {images.shape}.")
+    if len(images) == 0:
+        raise GenlabError(f"{path}:{cfg.images_key} holds no images.")
     if images.ndim == 3:
         images = images[..., None]
     if images.shape[-1] == 4:  # RGBA: drop alpha; 2 = gray + alpha: keep gray

@@ -61,6 +61,7 @@ class CollapseMonitor:
 class Adversarial:
     default_best_metric = PROXY
     score_names = (PROXY,)
+    min_val_images = 2  # a covariance for the proxy score
 
     def __init__(self, model: GAN, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
         self.model = model
