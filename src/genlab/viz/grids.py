@@ -29,11 +29,7 @@ def save_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str) -> P
         _show(ax, imgs, nrow=n)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_grid(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Path:
@@ -41,6 +37,10 @@ def save_grid(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Pa
     fig, ax = plt.subplots(figsize=(nrow * 0.8 + 0.4, rows * 0.8 + 0.6))
     _show(ax, images, nrow)
     ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
