@@ -10,6 +10,7 @@ from pathlib import Path
 
 from genlab import __version__
 from genlab.errors import GenlabError, TrainingInterrupted
+from genlab.viz import FIGURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    f = sub.add_parser("figures", help="draw every figure of a run from its run folder alone")
+    f.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    f.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
+    f.add_argument("--only", nargs="+", metavar="NAME", help="some of: " + ", ".join(FIGURES))
+    f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
     return p
@@ -39,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "figures":
+            return cmd_figures(args)
         if args.command == "models":
             return cmd_models()
         if args.command == "configs":
@@ -111,6 +120,20 @@ def cmd_train(args) -> int:
         print("validation:   " + ", ".join(f"{k}={v:.5g}" for k, v in outcome.result.last_val.items()))
     print(f"trained:      {p.step} steps, {p.images:,} images in {p.seconds:.1f} s "
           f"({p.images / max(p.seconds, 1e-9):.0f} images/s)")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from genlab.figures import load_run, render
+
+    unknown = sorted(set(args.only or ()) - set(FIGURES))
+    if unknown:
+        raise GenlabError(f"--only {' '.join(unknown)}: unknown figure; choose from {', '.join(FIGURES)}.")
+    loaded = load_run(args.run_dir, args.checkpoint)
+    paths = render(loaded.model, loaded.data, loaded.cfg, loaded.run, tuple(args.only or FIGURES))
+    print(f"figures of {args.run_dir} ({args.checkpoint} checkpoint, step {loaded.step}):")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 

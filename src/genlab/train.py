@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from genlab import checkpoint
 from genlab.config import RunConfig
 from genlab.data import DataBundle, load_data
 from genlab.device import select_device, set_determinism
 from genlab.engine import FitResult, Progress, Trainer
+from genlab.figures import render
 from genlab.metrics.discriminator import discriminator_classification
 from genlab.metrics.store import update_metrics
 from genlab.models import build_model, is_gan
 from genlab.objectives import Objective, build_objective
 from genlab.run import RunDir, create_run, open_for_resume, plan_run, save_config
-from genlab.viz.figures import reconstruction_figure, sample_figure
+from genlab.viz.figures import sample_figure
 
 log = logging.getLogger("genlab")
 
@@ -84,7 +84,7 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
             log.info("discriminator on %d held-out real + %d generated images: accuracy %.4f, precision %.4f, "
                      "recall %.4f, F1 %.4f (real = positive, threshold 0.5)", d["n_real"], d["n_fake"],
                      d["d_accuracy"], d["d_precision_real"], d["d_recall_real"], d["d_f1_real"])
-        figures = end_of_run_figures(model, data, cfg, run) if cfg.train.figures else []
+        figures = render(model, data, cfg, run) if cfg.train.figures else []
         return TrainOutcome(run, result, figures)
     except BaseException:
         # A config or data problem found before training began: drop the new, empty run folder, or it
@@ -107,22 +107,6 @@ def epoch_samples(data: DataBundle, cfg: RunConfig, run: RunDir):
         objective.model.train()
 
     return callback
-
-
-def end_of_run_figures(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir) -> list[Path]:
-    device = next(model.parameters()).device
-    samples = sample_figure(model, data.normalizer, run.figures / "samples.png", seed=cfg.train.seed,
-                            class_names=data.train.class_names)
-    if is_gan(model):
-        return [samples]
-    n = min(8, len(data.val))
-    x = data.normalizer(torch.from_numpy(data.val.images[:n]).permute(0, 3, 1, 2).to(device))
-    return [
-        reconstruction_figure(model, x, data.normalizer, run.figures / "reconstructions.png",
-                              noise_std=cfg.objective.noise_std, seed=cfg.train.seed,
-                              noise_clip=cfg.objective.noise_clip),
-        samples,
-    ]
 
 
 def _log_to(path: Path) -> logging.Handler:

@@ -29,7 +29,7 @@ def save_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str) -> P
         _show(ax, imgs, nrow=n)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_grid(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Path:
@@ -37,12 +37,36 @@ def save_grid(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Pa
     fig, ax = plt.subplots(figsize=(nrow * 0.8 + 0.4, rows * 0.8 + 0.6))
     _show(ax, images, nrow)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_cells(cells: torch.Tensor, path: Path, title: str, row_labels: list[str], col_labels: list[str],
+               xlabel: str = "") -> Path:
+    """A labelled table of images: cells (rows, cols, C, H, W) in [0, 1], with row and column labels."""
+    rows, cols = cells.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + 1.4, rows * 0.9 + 0.9), squeeze=False)
+    gray = cells.shape[2] == 1
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            img = cells[r, c].detach().float().cpu().permute(1, 2, 0).numpy()
+            ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == rows - 1:
+                ax.set_xlabel(col_labels[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    if xlabel:
+        fig.supxlabel(xlabel, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

@@ -1,0 +1,123 @@
+"""Every figure of a run, from the model and the run folder: at the end of `train` and by `genlab figures`.
+
+    samples.png          fixed-seed samples (one row per class for conditional models)
+    reconstructions.png  held-out originals and reconstructions (clean / noisy / denoised for a DAE)
+    traversal.png        the most informative latent dimensions swept over [-3, 3] from a held-out image
+    traversal_prior.png  the same from z = 0
+    interpolation.png    linear and spherical paths between two held-out images' codes
+    tsne.png             t-SNE of held-out posterior means, coloured by label when there are labels
+    loss_curves.png      every logged term, train and validation, per step and per epoch
+    loss_table.csv/.md   per-epoch train and validation means
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genlab import checkpoint
+from genlab.config import RunConfig, validate
+from genlab.data import DataBundle, load_data
+from genlab.errors import GenlabError
+from genlab.models import build_model, is_gan
+from genlab.run import RunDir
+from genlab.viz import FIGURES
+from genlab.viz.curves import epoch_table, loss_curves_figure
+from genlab.viz.figures import reconstruction_figure, sample_figure
+from genlab.viz.latent import (
+    dimension_ranking,
+    encode_all,
+    interpolation_figure,
+    traversal_figure,
+    traversal_values,
+    tsne_figure,
+)
+
+log = logging.getLogger("genlab.figures")
+
+
+
+@dataclass
+class FigureSettings:
+    traversal_dims: int = 8
+    traversal_steps: int = 7
+    traversal_limit: float = 3.0
+    interpolation_steps: int = 8
+    tsne_points: int = 2000
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    cfg: RunConfig
+    model: nn.Module
+    data: DataBundle
+    step: int
+
+
+def load_run(path: Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+    """A trained model rebuilt from its run folder alone (the checkpoint carries the config)."""
+    run = RunDir(path)
+    if not path.is_dir():
+        raise GenlabError(f"run folder {path} does not exist.")
+    ckpt = run.best if which == "best" else run.last
+    if which not in ("best", "last"):
+        raise GenlabError(f"--checkpoint must be 'best' or 'last' (got {which!r}).")
+    if not ckpt.is_file():
+        other = run.last if which == "best" else run.best
+        hint = f"; {other.name} exists: use --checkpoint {other.stem}" if other.is_file() else ""
+        raise GenlabError(f"{path} has no checkpoints/{ckpt.name}{hint}.")
+    state = checkpoint.load(ckpt)
+    cfg = validate(state["config"], f"{ckpt} (embedded config)")
+    data = load_data(cfg.data)
+    model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
+                        channels=data.channels, num_classes=data.num_classes)
+    model.load_state_dict(state["model"])
+    return LoadedRun(run, cfg, model.to(device).eval(), data, state["progress"]["step"])
+
+
+def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
+           only: tuple[str, ...] = FIGURES, settings: FigureSettings | None = None) -> list[Path]:
+    s = settings or FigureSettings()
+    out = run.figures
+    seed = cfg.train.seed
+    paths: list[Path] = []
+    model.eval()
+    if "samples" in only:
+        paths.append(sample_figure(model, data.normalizer, out / "samples.png", seed=seed,
+                                   class_names=data.train.class_names))
+    if "loss_curves" in only and run.history.is_file():
+        paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms"))
+        paths.extend(epoch_table(run.history, out / "loss_table.csv", out / "loss_table.md"))
+    if is_gan(model):
+        return paths
+    device = next(model.parameters()).device
+    held_out = data.val.images[: s.tsne_points]  # the latent figures never need more than the t-SNE sample
+    val = data.normalizer(torch.from_numpy(held_out).permute(0, 3, 1, 2)).to(device)
+    if "reconstructions" in only:
+        paths.append(reconstruction_figure(model, val[:8], data.normalizer, out / "reconstructions.png",
+                                           noise_std=cfg.objective.noise_std, seed=seed,
+                                           noise_clip=cfg.objective.noise_clip))
+    means, logvars = encode_all(model, val)
+    if "traversal" in only:
+        order, scores = dimension_ranking(means, logvars)
+        k = min(s.traversal_dims, len(order))
+        name, ranked = ("KL", "mean KL") if logvars is not None else ("var", "variance of the code")
+        values = traversal_values(s.traversal_limit, s.traversal_steps)
+        for base, file, where in ((means[:1], "traversal.png", "a held-out image's code"),
+                                  (torch.zeros_like(means[:1]), "traversal_prior.png", "z = 0")):
+            paths.append(traversal_figure(model, data.normalizer, out / file, base, order[:k], scores[:k], values,
+                                          score_name=name, title=f"Latent traversals from {where}: the {k} "
+                                                                 f"dimensions with the highest {ranked}"))
+    if "interpolation" in only and len(means) >= 2:
+        paths.append(interpolation_figure(model, data.normalizer, out / "interpolation.png", means[0], means[1],
+                                          steps=s.interpolation_steps))
+    if "tsne" in only and len(means) >= 5:
+        labels = None if data.val.labels is None else data.val.labels[: len(means)]
+        paths.append(tsne_figure(means, labels, data.val.class_names, out / "tsne.png", seed=seed,
+                                 max_points=s.tsne_points))
+    return paths
