@@ -21,7 +21,7 @@ import torch
 from genlab.config import validate
 from genlab.data import DataBundle, ImageSet, Normalizer
 from genlab.engine import Trainer
-from genlab.run import create_run
+from genlab.run import create_run, plan_run
 
 SHAPES = {
     # name: (model section, objective section, image size, channels, batch)
@@ -54,7 +54,7 @@ def measure(name: str, steps: int = 20, warmup: int = 3) -> float:
     net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=ch, num_classes=10)
     obj = build_objective(cfg, net, data.normalizer)
     with tempfile.TemporaryDirectory() as tmp:
-        run = create_run(cfg, Path(tmp), overwrite=False)
+        run = create_run(plan_run(cfg, Path(tmp), overwrite=False), cfg, overwrite=False)
         trainer = Trainer(obj, data, cfg, run, torch.device("cpu"))
         trainer.fit(stop_after_steps=warmup)
         t = time.perf_counter()

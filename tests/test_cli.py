@@ -270,8 +270,9 @@ def test_train_writes_the_run_folder(trained):
                                f"{run / 'checkpoints' / 'best.pt'} (best "), lines[2]
     assert f"history:      {run / 'history.csv'}" in lines
     figures = [line for line in lines if line.startswith("figure:")]
-    assert figures == [f"figure:       {run / 'figures' / 'reconstructions.png'}",
-                       f"figure:       {run / 'figures' / 'samples.png'}"]
+    names = ["samples.png", "loss_curves.png", "loss_table.csv", "loss_table.md", "reconstructions.png",
+             "traversal.png", "traversal_prior.png", "interpolation.png", "tsne.png"]
+    assert figures == [f"figure:       {run / 'figures' / name}" for name in names]
     assert any(re.fullmatch(r"validation:   loss=[\d.e+]+, recon=[\d.e+]+, kl=[\d.e+-]+", line) for line in lines)
     assert re.fullmatch(r"trained:      3 steps, 48 images in [\d.]+ s \(\d+ images/s\)", lines[-1]), lines[-1]
     assert "Traceback" not in stderr

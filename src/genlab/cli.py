@@ -1,4 +1,6 @@
-"""Command line: `genlab train | models | configs`. Errors in user input print one paragraph, no traceback."""
+"""Command line: `genlab train | figures | report | models | configs`.
+
+Errors in user input print one paragraph, no traceback."""
 
 from __future__ import annotations
 
@@ -35,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--only", nargs="+", metavar="NAME", help="some of: " + ", ".join(FIGURES))
     f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    r = sub.add_parser("report", help="one self-contained HTML page of one or more run folders (compared "
+                                      "side by side when several)")
+    r.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    r.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE",
+                   help="where to write the page (default: report.html)")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
     return p
@@ -48,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "figures":
             return cmd_figures(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "models":
             return cmd_models()
         if args.command == "configs":
@@ -134,6 +145,14 @@ def cmd_figures(args) -> int:
     print(f"figures of {args.run_dir} ({args.checkpoint} checkpoint, step {loaded.step}):")
     for path in paths:
         print(f"  {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from genlab.report import write_report
+
+    path = write_report(args.run_dirs, args.output)
+    print(f"report of {len(args.run_dirs)} run folder{'s' if len(args.run_dirs) > 1 else ''}: {path}")
     return 0
 
 

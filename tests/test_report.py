@@ -1,0 +1,232 @@
+"""genlab report: one self-contained HTML page of tiny runs, checked as text and in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genlab.cli import main
+from genlab.errors import GenlabError
+from genlab.report import build_report, write_report
+from genlab.train import train
+from helpers import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+PNG_PREFIX = "data:image/png;base64,"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,900")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny VAE (every figure, plus per-epoch samples) and a tiny conditional GAN (metrics.json)."""
+    out = tmp_path_factory.mktemp("report_runs")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # models this small train faster on one thread, and leave the other core free
+    try:
+        train(tiny_config(name="tiny_vae", train={"figures": True, "epoch_samples": True}), out=out)
+        train(tiny_config(name="tiny_cgan", model={"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8,
+                                                   "label_dim": 4},
+                          objective={"kind": "adversarial"}, train={"figures": True}), out=out)
+    finally:
+        torch.set_num_threads(threads)
+    return out / "tiny_vae", out / "tiny_cgan"
+
+
+class _Page(HTMLParser):
+    """The <img> attributes, the element ids and the text of an HTML page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.imgs: list[dict[str, str]] = []
+        self.ids: list[str] = []
+        self.external: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag in ("script", "link", "iframe") or (a.get("src") or "").startswith(("http:", "https:", "//")):
+            self.external.append(tag)
+
+
+def _pngs(run: Path) -> list[Path]:
+    return sorted((run / "figures").rglob("*.png"))
+
+
+def _section(text: str, ident: str) -> str:
+    match = re.search(rf'<section[^>]*id="{ident}".*?</section>', text, re.S)
+    assert match, f"no section #{ident}"
+    return match.group(0)
+
+
+# ------------------------------------------------------------------ the page as text
+
+
+def test_two_runs_give_one_self_contained_page(runs):
+    text = build_report(list(runs))
+    page = _Page(text)
+    assert page.external == []  # no script, stylesheet link or remote image
+    assert "tiny_vae" in text and "tiny_cgan" in text
+    assert len(page.ids) == len(set(page.ids)) and {"comparison", "metrics", "run-1", "run-2"} <= set(page.ids)
+
+    # One <img> per figure PNG of each run (epoch samples included), each the file's bytes as a data URI.
+    files = [p for run in runs for p in _pngs(run)]
+    assert len(files) == 7 + 3 + 2  # VAE: 7 figures + 3 epoch samples; cGAN: samples + loss curves
+    assert len(page.imgs) == len(files)
+    embedded = []
+    for img in page.imgs:
+        assert img["src"].startswith(PNG_PREFIX)
+        data = base64.b64decode(img["src"][len(PNG_PREFIX):], validate=True)
+        Image.open(io.BytesIO(data)).verify()  # decodes as a PNG
+        assert img.get("alt") and ("tiny_vae" in img["alt"] or "tiny_cgan" in img["alt"])
+        embedded.append(data)
+    assert sorted(embedded) == sorted(p.read_bytes() for p in files)
+
+
+def test_metrics_table_shows_values_with_their_protocol(runs):
+    metrics = _section(build_report(list(runs)), "metrics")
+    assert "<table>" in metrics and "<th>protocol</th>" in metrics
+    row = re.search(r"<tr><td[^>]*>tiny_cgan</td>.*?</tr>", metrics, re.S).group(0)
+    assert "d_accuracy" in row and "real_split: validation" in row and "threshold: 0.5" in row
+    assert "seed: 1" in row and "step: 18" in row  # protocol fields, next to the values, not among them
+
+
+def test_comparison_has_a_column_per_run_and_figures_side_by_side(runs):
+    comparison = _section(build_report(list(runs)), "comparison")
+    header = re.search(r"<thead>(.*?)</thead>", comparison, re.S).group(1)
+    assert re.findall(r"<th>(.*?)</th>", header) == ["", "tiny_vae", "tiny_cgan"]
+    for name in ("validation loss (final)", "validation kl (final)", "validation loss_g (final)",
+                 "validation fd_randconv (final)", "discriminator_real_vs_fake / d_accuracy"):
+        assert f"<td>{name}</td>" in comparison, name
+    vae_final = (runs[0] / "history.csv").read_text().splitlines()[-1].split(",")[6]  # last val row's loss
+    assert f'<td class="num">{vae_final}</td>' in comparison
+    samples = re.search(r"<h3>Samples</h3>(.*?)<h3>", comparison, re.S).group(1)
+    assert samples.count("<img") == 2  # the same figure type of both runs, side by side
+    assert "Reconstructions: not in run tiny_cgan" in comparison  # a GAN draws none
+
+
+def test_single_run_has_its_figures_and_config_summary_and_no_comparison(runs):
+    text = build_report([runs[0]])
+    assert 'id="comparison"' not in text
+    assert len(_Page(text).imgs) == len(_pngs(runs[0]))
+    for fact in ("vae (hidden_dims=[4, 8], latent_dim=3)", "reconstruction: recon_loss=mse", "digits at 12×12",
+                 "96 train / 24 validation", "18 steps, 288 images", "3 of 3 epochs completed", "adam (lr=0.003"):
+        assert fact in text, fact
+    assert "<th>val_loss</th>" in text  # the per-epoch loss table
+
+
+def test_runs_of_the_same_name_and_a_bare_run_folder(runs, tmp_path):
+    copy = tmp_path / "copy" / "tiny_vae"
+    copy.mkdir(parents=True)
+    shutil.copy(runs[0] / "config.yaml", copy)  # a run that has not logged anything yet
+    text = build_report([runs[0], copy])
+    assert f"tiny_vae ({runs[0]})" in text and f"tiny_vae ({copy})" in text
+    assert "no history.csv yet" in text and "Samples: not in run" in text
+
+
+def test_errors_are_one_paragraph_genlab_errors(runs, tmp_path):
+    cases = [([tmp_path / "missing"], tmp_path / "r.html", "does not exist"),
+             ([tmp_path], tmp_path / "r.html", "is not a genlab run folder (no config.yaml)"),
+             ([runs[0] / "config.yaml"], tmp_path / "r.html", "is not a genlab run folder"),
+             ([runs[0]], tmp_path, "it is a folder"),
+             ([runs[0]], runs[0] / "config.yaml" / "r.html", "is a file, not a folder"),
+             ([runs[0]], runs[0] / "config.yaml" / "deeper" / "r.html", "cannot write the report")]
+    for run_dirs, output, message in cases:
+        with pytest.raises(GenlabError, match=re.escape(message)) as info:
+            write_report(run_dirs, output)
+        assert "\n" not in str(info.value)
+    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_report_command(runs, tmp_path, capsys):
+    out = tmp_path / "sub" / "report.html"
+    assert main(["report", *map(str, runs), "-o", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genlab: error: ") and "does not exist" in " ".join(err.split())
+    assert "\n\n" not in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the page in a real browser
+
+
+def _chromium() -> str | None:
+    explicit = os.environ.get("GENLAB_CHROMIUM")
+    if explicit:
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+            pytest.fail(f"GENLAB_CHROMIUM={explicit} is not an executable file")
+        return explicit
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def test_report_renders_in_headless_chromium(runs, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium binary: not at /usr/bin/chromium, not on PATH, GENLAB_CHROMIUM unset "
+                    "(apt-get install chromium chromium-driver)")
+    driver_path = shutil.which("chromedriver") or next(
+        (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if Path(p).is_file()), None)
+    assert driver_path, f"Chromium found at {chromium} but no chromedriver (apt-get install chromium-driver)"
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.support.wait import WebDriverWait
+    except ImportError:
+        pytest.fail("selenium is not installed: pip install -e '.[dev]'")
+
+    report = write_report(list(runs), tmp_path / "report.html")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=driver_path, log_output=str(tmp_path / "chromedriver.log"))
+    started = time.monotonic()
+    browser = webdriver.Chrome(options=options, service=service)
+    try:
+        browser.set_page_load_timeout(60)
+        browser.get(report.as_uri())
+        all_loaded = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script(all_loaded))
+        state = browser.execute_script("""
+            const imgs = Array.from(document.images);
+            return {images: imgs.length,
+                    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+                    without_alt: imgs.filter(i => !i.alt).length,
+                    metrics_table: document.querySelector('#metrics table') !== null,
+                    metrics_rows: document.querySelectorAll('#metrics table tbody tr').length,
+                    comparison_table: document.querySelector('#comparison table') !== null,
+                    fetched: performance.getEntriesByType('resource').map(e => e.name),
+                    height: document.documentElement.scrollHeight};""")
+        assert state["broken"] == [] and state["images"] == 12 and state["without_alt"] == 0
+        assert state["metrics_table"] and state["metrics_rows"] >= 4 and state["comparison_table"]
+        assert state["fetched"] == []  # self-contained: nothing requested beyond the file itself
+        browser.set_window_size(1280, min(state["height"] + 100, 12000))  # the whole page in one screenshot
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "report.png"
+        assert browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    image = Image.open(shot)
+    assert image.size[1] > 900 and np.asarray(image.convert("L")).std() > 5, image.size
+    print(f"headless Chromium: {time.monotonic() - started:.1f} s, screenshot {shot}")
