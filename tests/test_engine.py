@@ -230,3 +230,9 @@ def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):
     assert [g.name for g in grids] == ["samples_001.png", "samples_002.png", "samples_003.png"]
     assert len(drawn) == 3 and all(torch.equal(drawn[0], z) for z in drawn)  # one per epoch
     assert (tmp_path / "tiny" / "figures" / "reconstructions.png").is_file()
+
+
+def test_gan_trains_and_scores_under_bf16_autocast(tmp_path):
+    """The GPU default is bf16 autocast; on CPU the same path runs with train.precision: bf16."""
+    out = train(tiny_config(**GAN, train={"precision": "bf16", "epochs": 1}), out=tmp_path)
+    assert math.isfinite(out.result.last_val["fd_randconv"]) and out.result.progress.step == 6

@@ -83,15 +83,17 @@ def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch
     gen = torch.Generator(device=device).manual_seed(seed)
     sums: dict[str, float] = {}
     n = 0
-    with torch.no_grad(), autocast(device, precision):
-        for batch in loader.batches():
-            terms = objective.eval_step(batch, gen)
-            b = batch.images.shape[0]
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-            n += b
+    with torch.no_grad():
+        with autocast(device, precision):
+            for batch in loader.batches():
+                terms = objective.eval_step(batch, gen)
+                b = batch.images.shape[0]
+                values = torch.stack([v.detach().float().reshape(()) for v in terms.values()]).tolist()
+                for k, v in zip(terms, values):
+                    sums[k] = sums.get(k, 0.0) + v * b
+                n += b
         out = {k: v / n for k, v in sums.items()}
-        if hasattr(objective, "scores"):
+        if hasattr(objective, "scores"):  # whole-set scores in full precision (their numpy side needs it)
             out.update(objective.scores(loader, gen))
     objective.model.train()
     return out
@@ -233,7 +235,7 @@ class Trainer:
                         t0 = time.perf_counter()
                     # train.max_steps may stop inside an epoch: validate, but leave that epoch open so
                     # that a resume with more steps finishes it instead of skipping its last batches.
-                    last_val = self._end_epoch(bar, finished=p.batch >= self.steps_per_epoch)
+                    last_val = self._end_epoch(finished=p.batch >= self.steps_per_epoch)
         except NonFiniteLoss as exc:
             raise NonFiniteLoss(f"{exc}; training stopped. The last good checkpoint is {self.run.last} "
                                 f"(step {_saved_step(self.run.last)}). Lower optim.lr, set optim.grad_clip, "
@@ -312,7 +314,7 @@ class Trainer:
             self.save("best")
         return val
 
-    def _end_epoch(self, bar, finished: bool = True) -> dict[str, float]:
+    def _end_epoch(self, finished: bool = True) -> dict[str, float]:
         """Validate, log and checkpoint. An unfinished epoch (stopped by train.max_steps) stays the current
         one: no scheduler step, and a resume that completes it replaces its epoch rows in the history."""
         p = self.progress

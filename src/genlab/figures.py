@@ -59,7 +59,7 @@ class LoadedRun:
     step: int
 
 
-def load_run(path: Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(path: Path, which: str = "best") -> LoadedRun:
     """A trained model rebuilt from its run folder alone (the checkpoint carries the config)."""
     run = RunDir(path)
     if not path.is_dir():
@@ -77,7 +77,7 @@ def load_run(path: Path, which: str = "best", device: str | torch.device = "cpu"
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
                         channels=data.channels, num_classes=data.num_classes)
     model.load_state_dict(state["model"])
-    return LoadedRun(run, cfg, model.to(device).eval(), data, state["progress"]["step"])
+    return LoadedRun(run, cfg, model.eval(), data, state["progress"]["step"])
 
 
 def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,

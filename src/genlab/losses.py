@@ -17,8 +17,9 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse",
     """
     if kind == "mse":
         per = F.mse_loss(x_hat.float(), x.float(), reduction="none")
-    elif kind == "bce":
-        per = F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float(), reduction="none")
+    elif kind == "bce":  # CUDA autocast refuses binary_cross_entropy: compute it in fp32 outside autocast
+        with torch.autocast(x.device.type, enabled=False):
+            per = F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float(), reduction="none")
     else:
         raise ValueError(f"unknown reconstruction loss {kind!r}")
     if reduction == "mean":

@@ -289,15 +289,16 @@ def test_truncated_idx_files(tmp_path, files):
     data = zipped["test_images"].read_bytes()
     zipped["test_images"].write_bytes(data[: len(data) // 2])
     with pytest.raises(GenlabError, match="cannot read IDX file") as info:
-        load("mnist", tmp_path / "zipped")
+        load("mnist", tmp_path / "zipped", use_test_split=True)
     assert "t10k-images-idx3-ubyte.gz" in str(info.value)
 
 
 def test_missing_idx_file_is_named(tmp_path, files):
     written = files.write_idx_set(tmp_path, files.idx_arrays(), gz=True)
     written["test_labels"].unlink()
+    assert len(load("fashion_mnist", tmp_path).val) == 3  # the test split is not read unless used
     with pytest.raises(GenlabError) as info:
-        load("fashion_mnist", tmp_path)
+        load("fashion_mnist", tmp_path, use_test_split=True)
     assert "t10k-labels-idx1-ubyte" in str(info.value) and "FashionMNIST/raw" in str(info.value)
 
 

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from genlab.config import DataConfig
 from genlab.data.loader import Batch, BatchLoader, Normalizer
-from genlab.data.sources import READERS, ImageSet, channels_of, limit_sets
+from genlab.data.sources import READERS, ImageSet, channels_of
 from genlab.errors import GenlabError
 
 __all__ = ["Batch", "BatchLoader", "DataBundle", "ImageSet", "Normalizer", "channels_of", "load_data"]
 
-_LIMITS_APPLIED_BY_READER = {"image_folder", "celeba"}
 
 
 @dataclass
@@ -33,8 +32,6 @@ class DataBundle:
 
 def load_data(cfg: DataConfig) -> DataBundle:
     train, val = READERS[cfg.name](cfg)
-    if cfg.name not in _LIMITS_APPLIED_BY_READER:
-        train, val = limit_sets(train, val, cfg)
     if not cfg.labels:
         train.labels = val.labels = None
     if len(train) == 0:

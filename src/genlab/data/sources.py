@@ -76,6 +76,8 @@ def channels_of(cfg: DataConfig) -> int:
 
 def resize_array(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     """Resize an (N, H, W, C) uint8 stack with antialiased bilinear interpolation; convert gray/RGB."""
+    if images.shape[1:] == (size, size, channels):
+        return images
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
     if x.shape[1] == 3 and channels == 1:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -94,9 +96,8 @@ def read_digits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
 
     d = load_digits()
     imgs = (d.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None]
-    full = ImageSet(resize_array(imgs, cfg.image_size, channels_of(cfg)), d.target.astype(np.int64),
-                    [str(i) for i in range(10)])
-    return split_fraction(full, cfg)
+    full = ImageSet(imgs, d.target.astype(np.int64), [str(i) for i in range(10)])
+    return finish_arrays(*split_fraction(full, cfg), cfg)
 
 
 _IDX_NAMES = {
@@ -145,7 +146,8 @@ def read_idx_dataset(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         _torchvision_download(cfg)
     root = resolve_root(cfg)
     sets = {}
-    for split, (img_stem, lbl_stem) in _IDX_NAMES.items():
+    for split in ("train", "test") if cfg.use_test_split else ("train",):
+        img_stem, lbl_stem = _IDX_NAMES[split]
         img_path, lbl_path = _find_idx(root, cfg.name, img_stem), _find_idx(root, cfg.name, lbl_stem)
         if img_path is None or lbl_path is None:
             missing = img_stem if img_path is None else lbl_stem
@@ -156,11 +158,9 @@ def read_idx_dataset(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         images, labels = read_idx_file(img_path), read_idx_file(lbl_path).astype(np.int64)
         if len(images) != len(labels):
             raise GenlabError(f"{img_path} holds {len(images)} images but {lbl_path} {len(labels)} labels.")
-        sets[split] = ImageSet(resize_array(images[..., None], cfg.image_size, channels_of(cfg)), labels,
-                               CLASS_NAMES[cfg.name])
-    if cfg.use_test_split:
-        return sets["train"], sets["test"]
-    return split_fraction(sets["train"], cfg)
+        sets[split] = ImageSet(images[..., None], labels, CLASS_NAMES[cfg.name])
+    pair = (sets["train"], sets["test"]) if cfg.use_test_split else split_fraction(sets["train"], cfg)
+    return finish_arrays(*pair, cfg)
 
 
 def _torchvision_download(cfg: DataConfig) -> None:
@@ -212,8 +212,7 @@ def read_npz(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     if labels is not None and (labels.ndim != 1 or len(labels) != len(images) or labels.min() < 0):
         raise GenlabError(f"{path}:{cfg.labels_key} must be one non-negative integer per image; got shape "
                           f"{labels.shape} for {len(images)} images (min {labels.min()}).")
-    full = ImageSet(resize_array(images, cfg.image_size, channels_of(cfg)), labels)
-    return split_fraction(full, cfg)
+    return finish_arrays(*split_fraction(ImageSet(images, labels), cfg), cfg)
 
 
 # ---------------------------------------------------------------- folders of image files
@@ -329,9 +328,14 @@ def _limit(idx: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
 
 
-def limit_sets(train: ImageSet, val: ImageSet, cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
-    return (subset(train, _limit(np.arange(len(train)), cfg.limit, cfg.split_seed)),
-            subset(val, _limit(np.arange(len(val)), cfg.val_limit, cfg.split_seed + 1)))
+def finish_arrays(train: ImageSet, val: ImageSet, cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    """Array sources: apply data.limit / val_limit, then resize only the images kept."""
+    train = subset(train, _limit(np.arange(len(train)), cfg.limit, cfg.split_seed))
+    val = subset(val, _limit(np.arange(len(val)), cfg.val_limit, cfg.split_seed + 1))
+    ch = channels_of(cfg)
+    for s in (train, val):
+        s.images = resize_array(s.images, cfg.image_size, ch)
+    return train, val
 
 
 def subset(s: ImageSet, idx: np.ndarray) -> ImageSet:

@@ -18,17 +18,12 @@ THRESHOLD = 0.5
 
 
 @torch.no_grad()
-def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, max_real: int | None = None
-                                 ) -> dict[str, float | int | str]:
+def discriminator_classification(model: GAN, loader: BatchLoader, seed: int) -> dict[str, float | int | str]:
     model.eval()
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     real_p, fake_p, n = [], [], 0
     for batch in loader.batches():
         x, y = batch.images, batch.labels if model.conditional else None
-        if max_real is not None and n >= max_real:
-            break
-        if max_real is not None:
-            x, y = x[: max_real - n], None if y is None else y[: max_real - n]
         real_p.append(torch.sigmoid(model.discriminate(x, y).float()).cpu())
         fake = model.sample(x.shape[0], generator=gen, labels=y)
         fake_p.append(torch.sigmoid(model.discriminate(fake, y).float()).cpu())

@@ -44,8 +44,8 @@ class RandomConvFeatures(nn.Module):
 @torch.no_grad()
 def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0) -> float:
     feats = RandomConvFeatures(real_unit.shape[1], seed).to(real_unit.device)
-    fr = torch.cat([feats(c) for c in real_unit.split(256)]).cpu().numpy()
-    ff = torch.cat([feats(c) for c in fake_unit.split(256)]).cpu().numpy()
+    fr = torch.cat([feats(c.float()) for c in real_unit.split(256)]).float().cpu().numpy()
+    ff = torch.cat([feats(c.float()) for c in fake_unit.split(256)]).float().cpu().numpy()
     return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
 
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from genlab import __version__
+from genlab.run import write_text_atomic
 
 
 def update_metrics(path: Path, key: str, values: dict[str, Any], **protocol: Any) -> dict[str, Any]:
     """Merge one entry into the run's metrics.json (atomic rewrite) and return the whole document."""
     doc = json.loads(path.read_text()) if path.is_file() else {}
     doc[key] = {**values, **protocol, "genlab_version": __version__}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return doc

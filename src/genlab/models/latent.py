@@ -13,15 +13,12 @@ class Posterior:
     mean: torch.Tensor
     logvar: torch.Tensor | None = None
 
-    @property
-    def is_variational(self) -> bool:
-        return self.logvar is not None
-
-    def rsample(self) -> torch.Tensor:
+    def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised draw z = mu + sigma * eps (Kingma & Welling 2014, eq. 10); the mean for an AE."""
         if self.logvar is None:
             return self.mean
-        return self.mean + torch.exp(0.5 * self.logvar) * torch.randn_like(self.mean)
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 
 def prior_sample(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -50,9 +50,10 @@ class Stepper:
         self.step_index = 0
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor]) -> None:
-        for name, value in terms.items():
-            if not torch.isfinite(value).all():
-                raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at step {self.step_index}")
+        values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
+        if not torch.isfinite(values).all():  # one device sync for all terms
+            name, value = next((k, v) for k, v in terms.items() if not torch.isfinite(v).all())
+            raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at step {self.step_index}")
         optimizer.zero_grad(set_to_none=True)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         if self.scaler is not None:
@@ -62,7 +63,7 @@ class Stepper:
             loss.backward()
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        else:
+        elif self.scaler is None:  # with a scaler, inf/NaN gradients make it skip the step instead
             norm = torch.linalg.vector_norm(
                 torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
         if self.scaler is None and not torch.isfinite(norm):

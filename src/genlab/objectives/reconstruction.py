@@ -44,12 +44,8 @@ class Reconstruction:
     def _terms(self, batch: Batch, step: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         x = batch.images
         post = self.model.encode(self.corrupt(x, generator))
-        if post.logvar is None:
-            z = post.mean
-        else:
-            eps = torch.randn(post.mean.shape, generator=generator, device=x.device, dtype=post.mean.dtype)
-            z = post.mean + torch.exp(0.5 * post.logvar) * eps
-        recon = reconstruction_loss(self.model.decode(z), x, self.cfg.recon_loss, self.cfg.reduction)
+        recon = reconstruction_loss(self.model.decode(post.rsample(generator)), x, self.cfg.recon_loss,
+                                    self.cfg.reduction)
         if post.logvar is None:
             return {"loss": recon, "recon": recon}
         kl = kl_divergence(post.mean, post.logvar)
