@@ -236,3 +236,12 @@ def test_gan_trains_and_scores_under_bf16_autocast(tmp_path):
     """The GPU default is bf16 autocast; on CPU the same path runs with train.precision: bf16."""
     out = train(tiny_config(**GAN, train={"precision": "bf16", "epochs": 1}), out=tmp_path)
     assert math.isfinite(out.result.last_val["fd_randconv"]) and out.result.progress.step == 6
+
+
+def test_resume_removes_temporary_files_left_by_a_killed_write(tmp_path):
+    train(tiny_config(), out=tmp_path, stop_after_steps=5)
+    stale = tmp_path / "tiny" / "checkpoints" / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(None, resume=tmp_path / "tiny")
+    assert not stale.exists()
+    assert checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")["progress"]["step"] == STEPS

@@ -117,6 +117,8 @@ def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunC
                               f"similar run-length settings may change on resume; start a new run instead.")
         cfg = new_cfg
     _check_writable(path)
+    for stale in (path / "checkpoints").glob(".*.tmp*"):  # left by a process killed inside a write
+        stale.unlink(missing_ok=True)
     return run, cfg
 
 
