@@ -20,6 +20,9 @@ from genlab.errors import GenlabError
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
+# The validation value that ranks best checkpoints when train.best_metric is not set, per objective.
+DEFAULT_BEST_METRIC = {"reconstruction": "loss", "adversarial": "fd_randconv"}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from genlab import __version__
-from genlab.config import read_yaml
+from genlab.config import DEFAULT_BEST_METRIC, read_yaml
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
 from genlab.run import RunDir
+from genlab.viz.curves import epoch_rows
 
 ORDER = ("samples", "reconstructions", "traversal", "traversal_prior", "interpolation", "tsne", "loss_curves")
 TITLES = {"samples": "Samples", "reconstructions": "Reconstructions", "traversal": "Latent traversal (held-out code)",
@@ -119,18 +120,6 @@ def final_validation(rows: list[dict[str, str]]) -> dict[str, str]:
     return out
 
 
-def epoch_rows(rows: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
-    terms = [k for k in rows[0] if k not in FIXED] if rows else []
-    table: dict[int, dict[str, str]] = {}
-    for r in rows:
-        if r["scope"] == "epoch":
-            e = table.setdefault(int(r["epoch"]), {"epoch": str(int(r["epoch"]) + 1), "step": r["step"]})
-            e.update({f"{r['split']}_{t}": r[t] for t in terms if r.get(t) not in (None, "")})
-    cols = ["epoch", "step"] + [f"{s}_{t}" for s in ("train", "val") for t in terms
-                                if any(f"{s}_{t}" in e for e in table.values())]
-    return cols, [table[k] for k in sorted(table)]
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """Cells are HTML already: escaped text, or a whole <td ...> element."""
     head = "".join(f"<th>{h}</th>" for h in header)
@@ -178,7 +167,7 @@ def _summary(info: RunInfo) -> str:
                             f"{done} of {train.get('epochs', '?')} epochs completed")
     else:
         items["trained"] = "no history.csv yet"
-    best = train.get("best_metric") or ("fd_randconv" if kind == "adversarial" else "loss")
+    best = train.get("best_metric") or DEFAULT_BEST_METRIC[kind]
     items["best checkpoint"] = f"by validation {best} ({train.get('best_mode', 'min')})"
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items()) + "</dl>"
 

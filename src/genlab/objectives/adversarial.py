@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
 from genlab.data import Batch, BatchLoader, Normalizer
 from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
@@ -59,7 +59,7 @@ class CollapseMonitor:
 
 
 class Adversarial:
-    default_best_metric = PROXY
+    default_best_metric = DEFAULT_BEST_METRIC["adversarial"]
     score_names = (PROXY,)
     min_val_images = 2  # a covariance for the proxy score
 

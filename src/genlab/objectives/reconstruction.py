@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
 from genlab.data import Batch, Normalizer
 from genlab.errors import GenlabError
 from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
@@ -17,7 +17,7 @@ from genlab.objectives.optim import Stepper, build_optimizer
 
 
 class Reconstruction:
-    default_best_metric = "loss"
+    default_best_metric = DEFAULT_BEST_METRIC["reconstruction"]
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
         if cfg.recon_loss == "bce" and normalizer.kind != "zero_one":

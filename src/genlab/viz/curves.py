@@ -61,21 +61,22 @@ def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def epoch_table(history: Path, csv_path: Path, md_path: Path) -> tuple[Path, Path]:
-    """Per-epoch train and validation means of every term (seed 002's loss table), as CSV and Markdown."""
-    rows = read_history(history)
+def epoch_rows(rows: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and per-epoch rows (train_<term>, val_<term>) from history rows; shared with the report."""
     terms = terms_of(rows)
     table: dict[int, dict[str, str]] = {}
     for r in rows:
-        if r["scope"] != "epoch":
-            continue
-        entry = table.setdefault(int(r["epoch"]), {"epoch": str(int(r["epoch"]) + 1), "step": r["step"]})
-        for t in terms:
-            if r.get(t) not in (None, ""):
-                entry[f"{r['split']}_{t}"] = r[t]
-    columns = ["epoch", "step"] + [f"{s}_{t}" for s in ("train", "val") for t in terms
-                                   if any(f"{s}_{t}" in e for e in table.values())]
-    ordered = [table[k] for k in sorted(table)]
+        if r["scope"] == "epoch":
+            e = table.setdefault(int(r["epoch"]), {"epoch": str(int(r["epoch"]) + 1), "step": r["step"]})
+            e.update({f"{r['split']}_{t}": r[t] for t in terms if r.get(t) not in (None, "")})
+    cols = ["epoch", "step"] + [f"{s}_{t}" for s in ("train", "val") for t in terms
+                                if any(f"{s}_{t}" in e for e in table.values())]
+    return cols, [table[k] for k in sorted(table)]
+
+
+def epoch_table(history: Path, csv_path: Path, md_path: Path) -> tuple[Path, Path]:
+    """Per-epoch train and validation means of every term (seed 002's loss table), as CSV and Markdown."""
+    columns, ordered = epoch_rows(read_history(history))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, columns)
