@@ -12,6 +12,14 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets its own empty $GENLAB_CACHE, so no test reads weights or classifiers another left."""
+    path = tmp_path_factory.mktemp("genlab-cache")
+    monkeypatch.setenv("GENLAB_CACHE", str(path))
+    return path
+
+
 @pytest.fixture
 def real_data() -> Path:
     """Folder of the real data sets (../shared/data in this project's CI); skips when absent."""

@@ -211,8 +211,8 @@ CASES = [
                                               "--set", "data.root={tmp}/no-images"),
          "data.root <tmp>/no-images holds no image files (looked recursively for .bmp, ", setup=empty_folder),
     Case("data: unknown data set name", train("quickstart", *OUT, "--set", "data.name=cifar10"),
-         "data.name: Input should be 'digits', 'mnist', 'fashion_mnist', 'celeba', 'image_folder' or 'npz' "
-         "(got 'cifar10')."),
+         "data.name: Input should be 'digits', 'mnist', 'fashion_mnist', 'celeba', 'image_folder', 'npz' or "
+         "'shapes' (got 'cifar10')."),
     Case("data: npz without the images array", train("quickstart", *OUT, "--set", "data.name=npz",
                                                      "--set", "data.root={tmp}/faces.npz"),
          "<tmp>/faces.npz has no array 'images'; it holds ['pictures']. Set data.images_key.",
@@ -255,6 +255,25 @@ CASES = [
     Case("metrics: GAN with one validation image", train(*GAN, *OUT, "--set", "data.val_limit=1"),
          "the validation set has 1 image(s); this objective's fd_randconv needs at least 2. Raise "
          "data.val_fraction or data.val_limit."),
+    Case("metrics: FID without its weights file", ("eval", "{tmp}/quickstart", "--metrics", "fid"),
+         "the FID Inception-v3 weights (TensorFlow's 2015-12-05 graph ported to PyTorch by pytorch-fid; the same "
+         "file torch-fidelity and torchmetrics use) are not on this machine: expected the file "
+         "<tmp>/weights/pt_inception-2015-12-05-6726825d.pth", run=True),
+    Case("metrics: too few images for a full-rank covariance",
+         ("eval", "{tmp}/quickstart", "--metrics", "fd_randconv", "--samples", "20"),
+         "needs at least 65 real and 65 generated images for full-rank covariances; got 20 real and 20 generated.",
+         run=True),
+    Case("metrics: a metric that does not apply to the model",
+         ("eval", "{tmp}/quickstart", "--metrics", "class_accuracy"),
+         "metric 'class_accuracy' does not apply to run <tmp>/quickstart: the model is not class-conditional.",
+         run=True),
+    Case("metrics: unknown metric name", ("eval", "{tmp}/quickstart", "--metrics", "psnr"),
+         "unknown metric(s) 'psnr'; valid: reconstruction, fid, fd_classifier, class_accuracy, fd_randconv, "
+         "discriminator, disentanglement.", run=True),
+    Case("metrics: KID subsets of one image", ("eval", "{tmp}/quickstart", "--kid-subset-size", "1"),
+         "--kid-subset-size must be at least 2; got 1.", run=True),
+    Case("compare: a folder that is not a run", ("compare", "{tmp}"),
+         "<tmp> is not a genlab run folder (no config.yaml)"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Command line: `genlab train | figures | report | models | configs`.
+"""Command line: `genlab train | eval | compare | figures | report | weights | models | configs`.
 
 Errors in user input print one paragraph, no traceback."""
 
@@ -44,6 +44,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to write the page (default: report.html)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    e = sub.add_parser("eval", help="compute scores of a trained run into its metrics.json, each with its protocol")
+    e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    e.add_argument("--metrics", nargs="+", metavar="NAME",
+                   help="some of: reconstruction, fid, fd_classifier, class_accuracy, fd_randconv, discriminator, "
+                        "disentanglement (default: every one that applies and can run here)")
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
+    e.add_argument("--samples", type=int, default=2400, metavar="N",
+                   help="generated and held-out real images for distribution scores (default 2400, seed 001's)")
+    e.add_argument("--images", type=Path, metavar="DIR", help="also score reconstructions of these outside images")
+    e.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per KID subset (1000)")
+    e.add_argument("--class-samples", type=int, default=1000, metavar="N",
+                   help="generated images per class for class accuracy (1000)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the drawn reference images and samples (0)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    c = sub.add_parser("compare", help="one table of the stored scores of several runs")
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    c.add_argument("--format", default="text", choices=["text", "markdown", "csv"], help="table format (text)")
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    w = sub.add_parser("weights", help="list the pretrained weights metrics use, or fetch and verify one")
+    w.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
+    w.add_argument("name", nargs="?", help="which weights to fetch (e.g. inception)")
+    w.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
     return p
@@ -59,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_figures(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "weights":
+            return cmd_weights(args)
         if args.command == "models":
             return cmd_models()
         if args.command == "configs":
@@ -153,6 +185,46 @@ def cmd_report(args) -> int:
 
     path = write_report(args.run_dirs, args.output)
     print(f"report of {len(args.run_dirs)} run folder{'s' if len(args.run_dirs) > 1 else ''}: {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from genlab.evaluate import EvalSettings, evaluate_run
+
+    for flag, value, low in (("--samples", args.samples, 2), ("--kid-subset-size", args.kid_subset_size, 2),
+                             ("--class-samples", args.class_samples, 1)):
+        if value < low:
+            raise GenlabError(f"{flag} must be at least {low}; got {value}.")
+    settings = EvalSettings(samples=args.samples, kid_subset_size=args.kid_subset_size, seed=args.seed,
+                            images=args.images, class_samples=args.class_samples)
+    results = evaluate_run(args.run_dir, args.metrics, which=args.checkpoint, settings=settings, device=args.device)
+    if not results:
+        print(f"no metric applies to {args.run_dir}; see `genlab eval --help`.")
+        return 1
+    print(f"written to {args.run_dir / 'metrics.json'} with each score's protocol")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from genlab.compare import compare_table, render
+
+    print(render(*compare_table(args.run_dirs), args.format), end="")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from genlab.metrics.weights import KNOWN, fetch, sha256_of
+
+    if args.action == "list":
+        for w in KNOWN.values():
+            path = w.path()
+            state = ("verified" if sha256_of(path) == w.sha256 else "PRESENT BUT WRONG HASH") if path.is_file() \
+                else "absent"
+            print(f"{w.key:10s} {state:8s} {path}\n           {w.what}; SHA-256 {w.sha256}")
+        return 0
+    if args.name not in KNOWN:
+        raise GenlabError(f"genlab weights fetch needs one of: {', '.join(KNOWN)} (got {args.name!r}).")
+    print(f"verified: {fetch(KNOWN[args.name])}")
     return 0
 
 

@@ -46,7 +46,7 @@ class RandomCrops(_Section):
 
 
 class DataConfig(_Section):
-    name: Literal["digits", "mnist", "fashion_mnist", "celeba", "image_folder", "npz"]
+    name: Literal["digits", "mnist", "fashion_mnist", "celeba", "image_folder", "npz", "shapes"]
     root: str | None = None
     image_size: int = Field(32, ge=8, le=1024)
     grayscale: bool | None = None

@@ -20,6 +20,7 @@ from genlab import __version__
 from genlab.config import DEFAULT_BEST_METRIC, read_yaml
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
+from genlab.metrics.store import split_entry
 from genlab.run import RunDir
 from genlab.viz.curves import epoch_rows
 
@@ -30,7 +31,6 @@ TITLES = {"samples": "Samples", "reconstructions": "Reconstructions", "traversal
 OBJECTIVE_KEYS = {"reconstruction": ("recon_loss", "reduction", "beta", "kld_weight", "noise_std", "capacity_max",
                                      "kl_warmup_steps"),
                   "adversarial": ("real_target", "fake_target")}
-PROTOCOL_KEYS = {"step", "epoch", "seed", "threshold", "checkpoint", "genlab_version"}  # numeric, yet not scores
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LOG_COUNTS = re.compile(r"\(([\d,]+) train / ([\d,]+) validation images")
 CSS = """
@@ -101,14 +101,6 @@ def _fmt(value: Any) -> str:
 
 def _kv(d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in d.items() if v is not None)
-
-
-def split_entry(entry: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(values, protocol) of one metrics.json entry: numeric scores versus how they were obtained."""
-    entry = entry if isinstance(entry, dict) else {"value": entry}
-    values = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-              and k not in PROTOCOL_KEYS and not k.startswith("n_")}
-    return values, {k: v for k, v in entry.items() if k not in values}
 
 
 def final_validation(rows: list[dict[str, str]]) -> dict[str, str]:

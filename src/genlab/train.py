@@ -14,15 +14,18 @@ from genlab.config import RunConfig
 from genlab.data import DataBundle, load_data
 from genlab.device import select_device, set_determinism
 from genlab.engine import FitResult, Progress, Trainer
-from genlab.figures import render
-from genlab.metrics.discriminator import discriminator_classification
-from genlab.metrics.store import update_metrics
+from genlab.evaluate import EvalSettings, evaluate_loaded
+from genlab.figures import LoadedRun, render
 from genlab.models import build_model, is_gan
 from genlab.objectives import Objective, build_objective
 from genlab.run import RunDir, create_run, open_for_resume, plan_run, save_config
 from genlab.viz.figures import sample_figure
 
 log = logging.getLogger("genlab")
+
+# Scores cheap enough to compute after every training run; `genlab eval` computes the rest.
+END_OF_TRAINING_GAN = ("discriminator", "fd_randconv")
+END_OF_TRAINING_RECONSTRUCTION = ("reconstruction",)
 
 
 @dataclass
@@ -77,13 +80,9 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         result = trainer.fit(stop_after_steps=stop_after_steps)
         if result.stopped_early == "stop_after_steps":
             return TrainOutcome(run, result, [])
-        if is_gan(model):
-            d = discriminator_classification(model, trainer.val_loader, cfg.train.seed)
-            update_metrics(run.metrics, "discriminator_real_vs_fake", d, checkpoint="last",
-                           step=result.progress.step, seed=cfg.train.seed, real_split="validation")
-            log.info("discriminator on %d held-out real + %d generated images: accuracy %.4f, precision %.4f, "
-                     "recall %.4f, F1 %.4f (real = positive, threshold 0.5)", d["n_real"], d["n_fake"],
-                     d["d_accuracy"], d["d_precision_real"], d["d_recall_real"], d["d_f1_real"])
+        end_metrics = END_OF_TRAINING_GAN if is_gan(model) else END_OF_TRAINING_RECONSTRUCTION
+        evaluate_loaded(LoadedRun(run, cfg, model, data, result.progress.step), list(end_metrics), which="last",
+                        settings=EvalSettings(seed=cfg.train.seed), device=str(device), strict=False)
         figures = render(model, data, cfg, run) if cfg.train.figures else []
         return TrainOutcome(run, result, figures)
     except BaseException:

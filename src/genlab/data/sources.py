@@ -67,7 +67,7 @@ def resolve_root(cfg: DataConfig) -> Path:
 
 
 def channels_of(cfg: DataConfig) -> int:
-    gray_default = cfg.name in ("digits", "mnist", "fashion_mnist")
+    gray_default = cfg.name in ("digits", "mnist", "fashion_mnist", "shapes")
     return 1 if (cfg.grayscale if cfg.grayscale is not None else gray_default) else 3
 
 
@@ -347,6 +347,13 @@ def split_fraction(full: ImageSet, cfg: DataConfig) -> tuple[ImageSet, ImageSet]
     return subset(full, tr), subset(full, va)
 
 
+def read_shapes(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    """The procedural shapes set (its module imports this one, hence the late import)."""
+    from genlab.data.shapes import read_shapes as render_sets
+
+    return render_sets(cfg)
+
+
 READERS = {
     "digits": read_digits,
     "mnist": read_idx_dataset,
@@ -354,4 +361,5 @@ READERS = {
     "npz": read_npz,
     "image_folder": read_folder,
     "celeba": read_celeba,
+    "shapes": read_shapes,
 }

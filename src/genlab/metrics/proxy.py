@@ -9,6 +9,7 @@ It is named for its extractor and never reported as FID.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,3 +50,26 @@ def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0)
     return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
 
 
+
+
+class RandConvExtractor:
+    """The proxy's features behind the same interface as the Inception and classifier extractors."""
+
+    def __init__(self, channels: int, seed: int = 0, device: torch.device | str = "cpu"):
+        self.net = RandomConvFeatures(channels, seed).to(device)
+        self.seed = seed
+        self.device = torch.device(device)
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    def identity(self) -> dict[str, object]:
+        return {"name": NAME, "weights": f"random, He-normal, seed {self.seed} (never trained)", "feature_dim": 64,
+                "resize": "none (native resolution)"}
+
+    @torch.no_grad()
+    def features(self, images: np.ndarray) -> np.ndarray:
+        out = [self.net(torch.from_numpy(np.ascontiguousarray(images[i:i + 256])).permute(0, 3, 1, 2)
+                        .to(self.device).float() / 255.0).double().cpu().numpy() for i in range(0, len(images), 256)]
+        return np.concatenate(out) if out else np.zeros((0, 64))
