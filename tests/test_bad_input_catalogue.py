@@ -256,9 +256,9 @@ CASES = [
          "the validation set has 1 image(s); this objective's fd_randconv needs at least 2. Raise "
          "data.val_fraction or data.val_limit."),
     Case("metrics: FID without its weights file", ("eval", "{tmp}/quickstart", "--metrics", "fid"),
-         "the FID Inception-v3 weights (TensorFlow's 2015-12-05 graph ported to PyTorch by pytorch-fid; the same "
-         "file torch-fidelity and torchmetrics use) are not on this machine: expected the file "
-         "<tmp>/weights/pt_inception-2015-12-05-6726825d.pth", run=True),
+         "the FID Inception-v3 weights (TensorFlow's 2015-12-05 FID graph converted for torch-fidelity, the file "
+         "torch-fidelity and torchmetrics' FID load) are not on this machine: expected the file "
+         "<tmp>/weights/weights-inception-2015-12-05-6726825d.pth", run=True),
     Case("metrics: too few images for a full-rank covariance",
          ("eval", "{tmp}/quickstart", "--metrics", "fd_randconv", "--samples", "20"),
          "needs at least 65 real and 65 generated images for full-rank covariances; got 20 real and 20 generated.",

@@ -171,6 +171,70 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
+def _poison_kl_at(monkeypatch, steps: set[int]) -> None:
+    from genlab.objectives.reconstruction import Reconstruction
+
+    original = Reconstruction._terms
+
+    def poisoned(self, batch, step, generator):
+        terms = original(self, batch, step, generator)
+        if step in steps and generator is None:
+            terms["kl"] = terms["kl"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(Reconstruction, "_terms", poisoned)
+
+
+def test_skip_policy_drops_the_poisoned_batch_and_counts_it(tmp_path, monkeypatch, genlab_log):
+    _poison_kl_at(monkeypatch, {9})
+    out = train(tiny_config(train={"on_nonfinite": "skip"}), out=tmp_path)
+    state = checkpoint.load(out.run.last)
+    assert state["progress"]["skipped_batches"] == 1 and out.result.progress.step == 18
+    steps = [int(r["step"]) for r in _rows(tmp_path / "tiny") if r["scope"] == "step"]
+    assert 10 not in steps and steps == [s for s in range(1, 19) if s != 10]
+    assert any("'kl' is nan at step 10: batch skipped" in r.getMessage() for r in genlab_log.records)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_skip_policy_stops_past_the_allowed_number_of_skips(tmp_path, monkeypatch):
+    _poison_kl_at(monkeypatch, {3, 4, 5})
+    with pytest.raises(NonFiniteLoss, match=r"3 batches skipped, more than train.max_skipped_batches=2"):
+        train(tiny_config(train={"on_nonfinite": "skip", "max_skipped_batches": 2}), out=tmp_path)
+
+
+def _poison_gradient_at(monkeypatch, step_to_poison: int) -> None:
+    """A finite loss whose gradient is NaN: a backward hook on the first parameter, at one step only."""
+    from genlab.objectives.optim import Stepper
+
+    original = Stepper.step
+
+    def step(self, loss, optimizer, terms):
+        if self.step_index == step_to_poison:
+            first = optimizer.param_groups[0]["params"][0]
+            handle = first.register_hook(lambda g: g * float("nan"))
+            try:
+                return original(self, loss, optimizer, terms)
+            finally:
+                handle.remove()
+        return original(self, loss, optimizer, terms)
+
+    monkeypatch.setattr(Stepper, "step", step)
+
+
+def test_non_finite_gradient_stops_naming_the_step(tmp_path, monkeypatch):
+    _poison_gradient_at(monkeypatch, 6)
+    with pytest.raises(NonFiniteLoss, match=r"gradient norm is nan at step 6;.*last good checkpoint.*step 4"):
+        train(tiny_config(), out=tmp_path)
+    state = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_non_finite_gradient_with_skip_policy_continues_and_counts_it(tmp_path, monkeypatch):
+    _poison_gradient_at(monkeypatch, 6)
+    out = train(tiny_config(train={"on_nonfinite": "skip"}), out=tmp_path)
+    assert checkpoint.load(out.run.last)["progress"]["skipped_batches"] == 1
+
+
 GAN = {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
        "objective": {"kind": "adversarial", "proxy_samples": 24}}
 

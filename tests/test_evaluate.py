@@ -64,7 +64,7 @@ def test_reconstruction_entry_carries_its_protocol(runs):
 
 
 def test_eval_is_reproducible_and_independent_of_batch_size(runs):
-    a = evaluate_run(runs["cgan"], ["fd_randconv"], settings=EvalSettings(samples=80, batch_size=16))
+    a = evaluate_run(runs["cgan"], ["fd_randconv"], settings=EvalSettings(samples=80, batch_size=7))
     b = evaluate_run(runs["cgan"], ["fd_randconv"], settings=EvalSettings(samples=80, batch_size=80))
     assert a["fd_randconv"]["fd_randconv"] == pytest.approx(b["fd_randconv"]["fd_randconv"], rel=1e-6)
     entry = a["fd_randconv"]
@@ -114,8 +114,9 @@ def test_cli_eval_and_compare(runs, capsys, genlab_log):
     assert any(r.getMessage().startswith("reconstruction_heldout: psnr_mean") for r in genlab_log.records)
     assert main(["compare", str(runs["vae"]), str(runs["cgan"]), "--format", "markdown"]) == 0
     table = capsys.readouterr().out
-    assert table.startswith("| metric | tiny | tiny |") or "| metric |" in table.splitlines()[0]
+    assert table.splitlines()[0] == "| metric | vae | cgan |"
     assert "reconstruction_heldout / psnr ±" not in table  # the std goes in the cell, not the name
+    assert "| reconstruction_heldout / checkpoint | best @ step" in table
     row = next(line for line in table.splitlines() if line.startswith("| reconstruction_heldout / psnr |"))
     assert "±" in row and row.rstrip().endswith("— |")  # the GAN has no reconstruction score
     assert main(["eval", str(runs["vae"]), "--samples", "1"]) == 2
@@ -133,3 +134,18 @@ def test_domain_classifier_distance_and_class_accuracy(runs):
     assert acc["class_accuracy_mean"] == pytest.approx(np.mean(list(acc["class_accuracy"].values())))
     stored = _metrics(runs["cgan"])
     assert stored["fd_digits_classifier"]["fd"] == fd["fd"] and stored["class_accuracy"]["step"] > 0
+
+
+def test_disentanglement_of_a_shapes_model_through_the_run_folder(tmp_path):
+    train(tiny_config(name="shapes", data={"name": "shapes", "image_size": 16, "limit": 64, "val_limit": 32,
+                                           "hflip": False}, train={"epochs": 1}), out=tmp_path)
+    counts = {"mig": {"n": 300}, "factor_vae": {"n_train": 20, "n_eval": 10, "batch": 8, "n_variance": 200},
+              "dci": {"n_train": 60, "n_test": 30}}
+    res = evaluate_run(tmp_path / "shapes", ["disentanglement"], settings=EvalSettings(disentanglement=counts))
+    assert set(res) == {"mig", "factor_vae", "dci"}
+    assert 0 <= res["mig"]["mig"] <= 1 and res["mig"]["n_samples"] == 300
+    assert 0 <= res["dci"]["dci_disentanglement"] <= 1 and res["dci"]["n_train"] == 60
+    assert "16x16" in res["factor_vae"]["resize"] and _metrics(tmp_path / "shapes")["factor_vae"]["checkpoint"] == "best"
+    with pytest.raises(GenlabError, match="disentanglement scores .* failed"):
+        evaluate_run(tmp_path / "shapes", ["disentanglement"],
+                     settings=EvalSettings(disentanglement={"mig": {"n": 0}}))

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from genlab import __version__
 from genlab.errors import GenlabError
 
 FORMAT_VERSION = 1
+PAUSE_ENV = "GENLAB_TEST_PAUSE_IN_CHECKPOINT"
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
@@ -35,11 +37,16 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         "sha256": hashlib.sha256(blob).hexdigest(),
         "blob": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
     }
+    out = io.BytesIO()
+    torch.save(wrapper, out)
+    payload = out.getbuffer()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(wrapper, f)
+            f.write(payload[: len(payload) // 2])
+            _test_pause(f)
+            f.write(payload[len(payload) // 2:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +54,16 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _test_pause(f) -> None:
+    """Crash-safety tests set $GENLAB_TEST_PAUSE_IN_CHECKPOINT to a marker path: the write stops half
+    way, the marker appears, and the test kills the process exactly there."""
+    marker = os.environ.get(PAUSE_ENV)
+    if marker:
+        f.flush()
+        Path(marker).touch()
+        time.sleep(3600)
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -29,14 +29,21 @@ def _cells(entry: Any) -> dict[str, str]:
     return out
 
 
+def _checkpoint(entry: Any) -> str:
+    """Each entry says which weights it scored: training ends on `last`, `genlab eval` defaults to `best`."""
+    if not isinstance(entry, dict):
+        return "—"
+    return f"{entry.get('checkpoint', '?')} @ step {entry.get('step', '?')}"
+
+
 def compare_table(run_dirs: list[Path]) -> tuple[list[str], list[list[str]]]:
     runs = [read_run(Path(p)) for p in run_dirs]
     labels = [r.label for r in runs]
     labels = [f"{lab} ({r.run.path})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, runs)]
-    per_run = [{f"{key} / {m}": c for key, e in r.metrics.items() for m, c in _cells(e).items()} for r in runs]
+    per_run = [{f"{key} / {m}": c for key, e in r.metrics.items()
+                for m, c in {"checkpoint": _checkpoint(e), **_cells(e)}.items()} for r in runs]
     names = list(dict.fromkeys(n for cells in per_run for n in cells))
-    rows = [["step", *(str(r.metrics[next(iter(r.metrics))].get("step", "—")) if r.metrics else "—" for r in runs)]]
-    rows += [[n, *(cells.get(n, "—") for cells in per_run)] for n in names]
+    rows = [[n, *(cells.get(n, "—") for cells in per_run)] for n in names]
     return ["metric", *labels], rows
 
 

@@ -124,6 +124,13 @@ class TrainConfig(_Section):
     progress: bool = True
     figures: bool = True
     epoch_samples: bool = True
+    # Mirror the history (scalars) and per-epoch fixed-noise samples to RUN_DIR/tensorboard; needs the
+    # optional tensorboard package.
+    tensorboard: bool = False
+    # A NaN/inf loss term or gradient: "stop" (with the last good checkpoint) or "skip" the batch (no
+    # optimiser step; counted in the log), stopping anyway past max_skipped_batches.
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    max_skipped_batches: int = Field(100, ge=1)
     eval_every_steps: int | None = Field(None, ge=1)
     best_metric: str | None = None
     best_mode: Literal["min", "max"] = "min"
@@ -166,7 +173,8 @@ class RunConfig(_Section):
 RESUMABLE_CHANGES = {
     "train.epochs", "train.max_steps", "train.progress", "train.checkpoint_every_steps",
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
-    "train.epoch_samples", "objective.stop_on_collapse",
+    "train.epoch_samples", "objective.stop_on_collapse", "train.tensorboard",
+    "train.on_nonfinite", "train.max_skipped_batches",
 }
 
 

@@ -49,6 +49,7 @@ class Progress:
     ended_step: int = -1  # step at which the last end-of-epoch evaluation ran
     epoch_sums: dict[str, float] = field(default_factory=dict)
     epoch_count: int = 0
+    skipped_batches: int = 0  # batches whose update train.on_nonfinite="skip" dropped
 
 
 @dataclass
@@ -276,8 +277,14 @@ class Trainer:
         p = self.progress
         t = time.perf_counter()
         self.stepper.step_index = p.step + 1
-        with autocast(self.device, self.precision):
-            terms = self.objective.train_step(batch, p.step, self.stepper)
+        try:
+            with autocast(self.device, self.precision):
+                terms = self.objective.train_step(batch, p.step, self.stepper)
+        except NonFiniteLoss as exc:
+            if self.cfg.train.on_nonfinite != "skip":
+                raise
+            self._skip(exc, batch.images.shape[0], time.perf_counter() - t + load_seconds, bar)
+            return
         values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist()))
         dt = time.perf_counter() - t + load_seconds
         b = batch.images.shape[0]
@@ -301,6 +308,29 @@ class Trainer:
         if self.warning:
             postfix["warning"] = "see log"
         bar.set_postfix(postfix, refresh=False)
+
+    def _skip(self, exc: NonFiniteLoss, b: int, dt: float, bar) -> None:
+        """train.on_nonfinite = "skip": the batch counts as seen (the data order stays that of an
+        uninterrupted run) but updates nothing and adds nothing to the epoch means or the history."""
+        p = self.progress
+        p.step += 1
+        p.batch += 1
+        p.images += b
+        p.seconds += dt
+        p.skipped_batches += 1
+        limit = self.cfg.train.max_skipped_batches
+        # The forward pass may already have written NaN into batch-norm running statistics; skipping
+        # the optimiser step cannot undo that, so such a model is not trained on.
+        bad = [n for n, t in self.objective.model.named_buffers() if t.is_floating_point() and not t.isfinite().all()]
+        if bad:
+            raise NonFiniteLoss(f"{exc}; the batch was skipped but its forward pass left non-finite values in "
+                                f"the model's buffer {bad[0]!r}, so the run cannot go on")
+        if p.skipped_batches > limit:
+            raise NonFiniteLoss(f"{exc}; {p.skipped_batches} batches skipped, more than "
+                                f"train.max_skipped_batches={limit}")
+        log.warning("%s: batch skipped (train.on_nonfinite=skip; %d skipped so far, at most %d)", exc,
+                    p.skipped_batches, limit)
+        bar.update(1)
 
     def _evaluate(self, scope: str) -> dict[str, float]:
         """Validate, log to history, and keep `best.pt` when the ranking metric improved."""

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from genlab.data import DataBundle
+from genlab.data.loader import to_uint8
 from genlab.device import select_device
 from genlab.errors import GenlabError
 from genlab.figures import LoadedRun, load_run
 from genlab.metrics.store import split_entry, update_metrics
 from genlab.models import is_gan
+from genlab.models.latent import decode_prior_samples
 
 log = logging.getLogger("genlab.eval")
 
@@ -42,11 +44,6 @@ class EvalSettings:
     images: Path | None = None  # a folder of outside images for reconstruction quality (seed 001)
     class_samples: int = 1000  # generated images per class for class accuracy
     disentanglement: dict[str, Any] = field(default_factory=dict)  # sample counts for MIG / FactorVAE / DCI
-
-
-def to_uint8(x_unit: torch.Tensor) -> np.ndarray:
-    """Generated images as if saved to PNG: the quantisation every FID paper's pipeline applies."""
-    return (x_unit.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Context:
@@ -77,17 +74,11 @@ class Context:
     @cached_property
     def fake(self) -> np.ndarray:
         """As many samples as reference images; conditional models get the reference images' labels."""
-        gen = torch.Generator(device=self.device).manual_seed(self.s.seed)
         labels = None
         if is_gan(self.model) and self.model.conditional:
-            labels = torch.from_numpy(self.real_labels).to(self.device)
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(self.reference_index), self.s.batch_size):
-                n = min(self.s.batch_size, len(self.reference_index) - start)
-                kw = {"labels": labels[start:start + n]} if labels is not None else {}
-                out.append(to_uint8(self.data.normalizer.to_unit(self.model.sample(n, generator=gen, **kw).float())))
-        return np.concatenate(out)
+            labels = torch.from_numpy(self.real_labels)
+        batches = decode_prior_samples(self.model, len(self.reference_index), self.s.seed, self.s.batch_size, labels)
+        return np.concatenate([to_uint8(self.data.normalizer.to_unit(x.float())) for x in batches])
 
     def reference_split(self) -> str:
         d = self.loaded.cfg.data
@@ -115,7 +106,8 @@ def _distribution_scores(ctx: Context, extractor: Any, *, with_kid: bool) -> dic
     values["precision"], values["recall"] = precision_recall(real, fake, k=ctx.s.pr_k)
     return {**values, "n_real": len(real), "n_fake": len(fake), "extractor": extractor.identity(),
             "reference_split": ctx.reference_split(), "pr_k": ctx.s.pr_k,
-            "generated": "model.sample with the seed below, quantised to uint8 as if saved to PNG"
+            "generated": "codes drawn from N(0, I) at once on the CPU with the seed below, decoded, quantised to "
+                         "uint8 as if saved to PNG"
                          + ("; labels of the reference images" if ctx.real_labels is not None
                             and is_gan(ctx.model) and ctx.model.conditional else ""),
             **({"kid_subsets": ctx.s.kid_subsets, "kid_subset_size": ctx.s.kid_subset_size} if with_kid else {})}
@@ -174,8 +166,7 @@ def m_class_accuracy(ctx: Context) -> dict[str, dict[str, Any]]:
     from genlab.metrics.classifier import class_accuracy
 
     return {"class_accuracy": class_accuracy(_classifier(ctx), ctx.model, ctx.data.normalizer,
-                                             per_class=ctx.s.class_samples, seed=ctx.s.seed,
-                                             batch_size=ctx.s.batch_size)}
+                                             per_class=ctx.s.class_samples, seed=ctx.s.seed)}
 
 
 def m_fd_randconv(ctx: Context) -> dict[str, dict[str, Any]]:
@@ -208,7 +199,7 @@ def m_disentanglement(ctx: Context) -> dict[str, dict[str, Any]]:
     def represent(images: np.ndarray) -> np.ndarray:
         from genlab.data.sources import resize_array
 
-        imgs = resize_array(images, size, 1) if images.shape[1] != size else images
+        imgs = resize_array(images, size, ctx.data.channels)  # as the run's data layer gave them
         codes = []
         for start in range(0, len(imgs), 256):
             x = norm(torch.from_numpy(np.ascontiguousarray(imgs[start:start + 256])).permute(0, 3, 1, 2).to(device))
@@ -217,10 +208,14 @@ def m_disentanglement(ctx: Context) -> dict[str, dict[str, Any]]:
 
     counts = ctx.s.disentanglement
     common = {"representation": "posterior mean of the model's encoder",
+              "resize": f"64x64 renders resized to {size}x{size} ({ctx.data.channels} channel(s)) as in training",
               "data": "genlab procedural shapes (dSprites factors: shape, scale, orientation, x, y at 64x64), "
                       "rendered fresh from the seed"}
-    return {name: {**fn(represent, ShapesSampler(ctx.s.seed), seed=ctx.s.seed, **counts.get(name, {})), **common}
-            for name, fn in (("mig", mig), ("factor_vae", factor_vae_score), ("dci", dci))}
+    try:
+        return {name: {**fn(represent, ShapesSampler(ctx.s.seed), seed=ctx.s.seed, **counts.get(name, {})), **common}
+                for name, fn in (("mig", mig), ("factor_vae", factor_vae_score), ("dci", dci))}
+    except ValueError as exc:  # bad sample counts, or codes the metrics cannot use (NaN)
+        raise GenlabError(f"disentanglement scores of {ctx.loaded.run.path} failed: {exc}") from None
 
 
 COMPUTE: dict[str, Callable[[Context], dict[str, dict[str, Any]]]] = {
@@ -260,13 +255,16 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
     ctx = Context(loaded, s, select_device(device))
     explicit = metrics is not None if strict is None else strict
     results: dict[str, dict[str, Any]] = {}
-    for name in metrics or METRICS:
+    todo = []
+    for name in metrics or METRICS:  # every named metric is checked before any is computed
         reason = not_applicable(name, ctx)
+        if reason and explicit:
+            raise GenlabError(f"metric {name!r} does not apply to run {loaded.run.path}: {reason}.")
         if reason:
-            if explicit:
-                raise GenlabError(f"metric {name!r} does not apply to run {loaded.run.path}: {reason}.")
             log.debug("%s skipped: %s", name, reason)
-            continue
+        else:
+            todo.append(name)
+    for name in todo:
         try:
             entries = COMPUTE[name](ctx)
         except GenlabError as exc:

@@ -19,6 +19,8 @@ class History:
         self.columns: list[str] | None = None
         self._file = None
         self._writer = None
+        # Called with write()'s arguments after each row is on disk (e.g. a live TensorBoard view).
+        self.listeners: list = []
 
     def _read_header(self) -> None:
         """The file is only read once it is used, so a History can be made before its run folder."""
@@ -62,6 +64,8 @@ class History:
                 self._writer.writeheader()
         self._writer.writerow(row)
         self._file.flush()
+        for listener in self.listeners:
+            listener(scope, split, epoch, step, images, seconds, terms)
 
     def _add_columns(self, new: list[str]) -> None:
         """A term seen for the first time (e.g. a validation-only score): widen the header once."""

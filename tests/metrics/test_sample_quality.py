@@ -33,6 +33,22 @@ def test_frechet_distance_matches_closed_form_for_rotated_gaussians():
     assert frechet_distance(mu, s1, mu, s2) == pytest.approx(expected, abs=1e-8)
 
 
+def test_frechet_distance_matches_the_symmetric_form_for_non_commuting_covariances():
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    s1, s2 = a @ a.T + np.eye(5), b @ b.T + 0.5 * np.eye(5)
+    assert not np.allclose(s1 @ s2, s2 @ s1)
+
+    def sqrt_psd(m):
+        w, v = np.linalg.eigh(m)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    root = sqrt_psd(s1)
+    expected = np.trace(s1) + np.trace(s2) - 2 * np.trace(sqrt_psd(root @ s2 @ root))  # Tr((S1^½ S2 S1^½)^½)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected + np.sum((mu1 - mu2) ** 2), rel=1e-8)
+
+
 def test_frechet_of_samples_approaches_the_population_value():
     rng = np.random.default_rng(2)
     x = rng.normal(0.0, 1.0, size=(20000, 2))

@@ -21,7 +21,7 @@ def test_missing_weights_error_says_which_file_to_put_where(private_cache):
     with pytest.raises(GenlabError) as err:
         W.verified_path(W.INCEPTION)
     msg = str(err.value)
-    expected = private_cache / "weights" / "pt_inception-2015-12-05-6726825d.pth"
+    expected = private_cache / "weights" / "weights-inception-2015-12-05-6726825d.pth"
     assert str(expected) in msg and "genlab weights fetch inception" in msg and W.INCEPTION.sha256 in msg
 
 
@@ -53,6 +53,13 @@ def test_fetch_verifies_before_keeping_the_file(tmp_path):
     assert not bad.path().exists() and not list(bad.path().parent.glob("*.tmp"))
 
 
+def test_the_pinned_file_is_the_one_torch_fidelity_itself_downloads():
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    assert W.INCEPTION.url == fe.URL_INCEPTION_V3 and W.INCEPTION.url.endswith("/" + W.INCEPTION.filename)
+    assert W.INCEPTION.sha256.startswith(W.INCEPTION.filename.split("-")[-1].removesuffix(".pth"))
+
+
 def test_fetch_without_network_names_the_manual_route(tmp_path):
     missing = dataclasses.replace(W.INCEPTION, filename="x.bin", url=(tmp_path / "nowhere.bin").as_uri())
     with pytest.raises(GenlabError, match="copy the file by hand"):
@@ -64,12 +71,13 @@ def random_inception(monkeypatch, private_cache) -> str:
     """torch-fidelity's Inception-v3 with random weights saved where genlab looks; returns the file's hash."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    monkeypatch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
-    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
-    torch.manual_seed(0)
-    net = fe.FeatureExtractorInceptionV3("build", ["2048"])
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # undone on exit; the private $GENLAB_CACHE stays set
+        patch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("build", ["2048"])
     path = W.INCEPTION.path()
+    assert private_cache in path.parents
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
     return W.sha256_of(path)

@@ -52,6 +52,12 @@ class Normalizer:
         return lo, hi
 
 
+def to_uint8(x_unit: torch.Tensor) -> np.ndarray:
+    """[0, 1] images (N, C, H, W) to uint8 (N, H, W, C) as if saved to PNG: the quantisation published
+    FID pipelines apply to generated images, so genlab's scores see what a saved sample would be."""
+    return (x_unit.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 class BatchLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
                  seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,

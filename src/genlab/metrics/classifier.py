@@ -35,6 +35,7 @@ from torch import nn
 from genlab import __version__
 from genlab.config import DataConfig
 from genlab.data import BatchLoader, ImageSet, Normalizer, channels_of, load_data
+from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
 from genlab.metrics.weights import sha256_of
 from genlab.paths import CACHE_ENV, classifiers_dir
@@ -432,11 +433,6 @@ def get_classifier(data_cfg: DataConfig, *, train_if_missing: bool = True, devic
 # ---------------------------------------------------------------- class accuracy of conditional samples
 
 
-def _to_uint8(x_unit: torch.Tensor) -> np.ndarray:
-    """As if saved to PNG, the same quantisation the Fréchet scores apply to generated images."""
-    return (x_unit.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
 def _model_device(model: Any) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -475,7 +471,7 @@ def class_accuracy(classifier: DomainClassifier, model: Any, normalizer: Normali
             for start in range(0, per_class, batch_size):
                 n = min(batch_size, per_class - start)
                 labels = torch.full((n,), c, dtype=torch.long, device=device)
-                images = _to_uint8(normalizer.to_unit(model.sample(n, generator=gen, labels=labels)))
+                images = to_uint8(normalizer.to_unit(model.sample(n, generator=gen, labels=labels)))
                 correct += int((classifier.predict(images, batch_size) == c).sum())
             accs[names[c]] = correct / per_class
     finally:

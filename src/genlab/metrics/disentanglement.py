@@ -232,7 +232,7 @@ def factor_vae_score(represent: Represent, sampler: GroundTruthSampler, *, n_tra
                 "note": f"no code dimension has a global standard deviation >= {threshold}: every dimension "
                         f"is pruned as collapsed, so the score is 0."}
     train = _votes(represent, sampler, n_train, batch, global_var, active, rng, batch_size)
-    classifier = np.argmax(train, axis=0)  # per dimension; unvoted dimensions never get eval votes either
+    classifier = np.argmax(train, axis=0)  # per dimension; a dimension no train vote chose maps to factor 0
     dims = np.arange(train.shape[1])
     evaluation = _votes(represent, sampler, n_eval, batch, global_var, active, rng, batch_size)
     return {

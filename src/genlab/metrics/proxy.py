@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab.data.loader import to_uint8
 from genlab.metrics.frechet import frechet_distance, gaussian_stats
 
 NAME = "fd_randconv"
@@ -42,16 +43,6 @@ class RandomConvFeatures(nn.Module):
         return self.net(x_unit * 2 - 1)
 
 
-@torch.no_grad()
-def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0) -> float:
-    feats = RandomConvFeatures(real_unit.shape[1], seed).to(real_unit.device)
-    fr = torch.cat([feats(c.float()) for c in real_unit.split(256)]).float().cpu().numpy()
-    ff = torch.cat([feats(c.float()) for c in fake_unit.split(256)]).float().cpu().numpy()
-    return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
-
-
-
-
 class RandConvExtractor:
     """The proxy's features behind the same interface as the Inception and classifier extractors."""
 
@@ -73,3 +64,12 @@ class RandConvExtractor:
         out = [self.net(torch.from_numpy(np.ascontiguousarray(images[i:i + 256])).permute(0, 3, 1, 2)
                         .to(self.device).float() / 255.0).double().cpu().numpy() for i in range(0, len(images), 256)]
         return np.concatenate(out) if out else np.zeros((0, 64))
+
+
+@torch.no_grad()
+def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0) -> float:
+    """The training-time score: the same extractor and quantisation as `genlab eval`'s fd_randconv, without
+    its minimum sample count (a checkpoint ranking on few validation images is still a ranking)."""
+    ext = RandConvExtractor(real_unit.shape[1], seed, real_unit.device)
+    fr, ff = ext.features(to_uint8(real_unit)), ext.features(to_uint8(fake_unit))
+    return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))

@@ -35,11 +35,11 @@ class WeightsFile:
 
 INCEPTION = WeightsFile(
     key="inception",
-    filename="pt_inception-2015-12-05-6726825d.pth",
+    filename="weights-inception-2015-12-05-6726825d.pth",
     sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
-    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-    what="the FID Inception-v3 weights (TensorFlow's 2015-12-05 graph ported to PyTorch by pytorch-fid; "
-         "the same file torch-fidelity and torchmetrics use)",
+    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+    what="the FID Inception-v3 weights (TensorFlow's 2015-12-05 FID graph converted for torch-fidelity, "
+         "the file torch-fidelity and torchmetrics' FID load)",
 )
 
 KNOWN = {w.key: w for w in (INCEPTION,)}

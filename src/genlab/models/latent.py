@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -25,3 +26,18 @@ def prior_sample(model: nn.Module, n: int, generator: torch.Generator | None = N
     """n codes from the standard-normal prior N(0, I), on the model's device."""
     device = next(model.parameters()).device
     return torch.randn(n, model.latent_dim, generator=generator, device=device)
+
+
+@torch.no_grad()
+def decode_prior_samples(model: nn.Module, n: int, seed: int, batch_size: int,
+                         labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """n samples from the prior, decoded batch by batch. All codes are drawn first, on the CPU, from one
+    seeded generator, so the samples depend on the seed alone, not on the batch size or the device."""
+    codes = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    device = next(model.parameters()).device
+    for start in range(0, n, batch_size):
+        z = codes[start:start + batch_size].to(device)
+        if labels is None:
+            yield model.decode(z)
+        else:
+            yield model.decode(z, labels[start:start + batch_size].to(device))

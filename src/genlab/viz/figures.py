@@ -35,21 +35,29 @@ MAX_CLASS_ROWS = 20
 
 
 @torch.no_grad()
-def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0,
-                  class_names: list[str] | None = None, title: str | None = None) -> Path:
-    """Samples from a fixed seed (the same noise every call); conditional models get one row per class."""
+def fixed_samples(model: nn.Module, normalizer: Normalizer, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """The same noise every call, in [0, 1]; conditional models: `per_row` samples of each class in turn
+    (the first MAX_CLASS_ROWS classes). Returns (samples, per_row)."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     classes = getattr(model, "num_classes", 0)
     if classes:
-        shown = min(classes, MAX_CLASS_ROWS)
         per_row = 10
-        labels = torch.arange(shown, device=device).repeat_interleave(per_row)
-        samples = normalizer.to_unit(model.sample(len(labels), generator=gen, labels=labels))
+        labels = torch.arange(min(classes, MAX_CLASS_ROWS), device=device).repeat_interleave(per_row)
+        return normalizer.to_unit(model.sample(len(labels), generator=gen, labels=labels)), per_row
+    return normalizer.to_unit(model.sample(n, generator=gen)), 8
+
+
+def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0,
+                  class_names: list[str] | None = None, title: str | None = None) -> Path:
+    """Samples from a fixed seed; conditional models get one row per class."""
+    samples, per_row = fixed_samples(model, normalizer, n, seed)
+    classes = getattr(model, "num_classes", 0)
+    if classes:
+        shown = len(samples) // per_row
         names = class_names or [str(c) for c in range(classes)]
         rows = [(names[c], samples[c * per_row:(c + 1) * per_row]) for c in range(shown)]
         more = f" (first {shown} of {classes} classes)" if shown < classes else ""
         return save_rows(rows, path, title or f"Samples per class{more}, fixed noise (seed {seed})")
-    samples = normalizer.to_unit(model.sample(n, generator=gen))
     return save_grid(samples, path, title or f"Samples from the prior N(0, I), seed {seed}")

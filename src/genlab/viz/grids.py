@@ -9,10 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 
 def _show(ax, images: torch.Tensor, nrow: int) -> None:
+    from torchvision.utils import make_grid  # torchvision's import costs seconds; only figures need it
+
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=2, pad_value=1.0)
     arr = grid.permute(1, 2, 0).numpy()
     ax.imshow(arr[..., 0] if images.shape[1] == 1 else arr, cmap="gray" if images.shape[1] == 1 else None,
