@@ -206,7 +206,7 @@ def test_missing_required_sections(tmp_path):
     ("data.val_fraction=0", "data.val_fraction: Input should be greater than 0 (got 0)."),
     ("data.image_size=4", "data.image_size: Input should be greater than or equal to 8 (got 4)."),
     ("data.name=digitz", "data.name: Input should be 'digits', 'mnist', 'fashion_mnist', 'celeba', "
-                         "'image_folder' or 'npz' (got 'digitz')."),
+                         "'image_folder', 'npz' or 'shapes' (got 'digitz')."),
     ("train.progress=maybe", "train.progress: Input should be a valid boolean, unable to interpret input "
                              "(got 'maybe')."),
 ])

@@ -278,17 +278,17 @@ def test_collapse_warning_without_stop_keeps_training(tmp_path, genlab_log):
 
 
 def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):
-    from genlab import train as train_module
+    from genlab.viz import figures as figures_module
 
     drawn = []
-    original = train_module.sample_figure
+    original = figures_module.sample_figure
 
     def recording(model, normalizer, path, n=32, seed=0, **kw):
         gen = torch.Generator().manual_seed(seed)
         drawn.append(torch.randn(n, model.latent_dim, generator=gen))
         return original(model, normalizer, path, n=n, seed=seed, **kw)
 
-    monkeypatch.setattr(train_module, "sample_figure", recording)
+    monkeypatch.setattr(figures_module, "sample_figure", recording)
     train(tiny_config(train={"epoch_samples": True, "figures": True}), out=tmp_path)
     grids = sorted((tmp_path / "tiny" / "figures" / "epochs").glob("samples_*.png"))
     assert [g.name for g in grids] == ["samples_001.png", "samples_002.png", "samples_003.png"]
