@@ -145,7 +145,8 @@ def test_disentanglement_of_a_shapes_model_through_the_run_folder(tmp_path):
     assert set(res) == {"mig", "factor_vae", "dci"}
     assert 0 <= res["mig"]["mig"] <= 1 and res["mig"]["n_samples"] == 300
     assert 0 <= res["dci"]["dci_disentanglement"] <= 1 and res["dci"]["n_train"] == 60
-    assert "16x16" in res["factor_vae"]["resize"] and _metrics(tmp_path / "shapes")["factor_vae"]["checkpoint"] == "best"
+    assert "16x16" in res["factor_vae"]["resize"]
+    assert _metrics(tmp_path / "shapes")["factor_vae"]["checkpoint"] == "best"
     with pytest.raises(GenlabError, match="disentanglement scores .* failed"):
         evaluate_run(tmp_path / "shapes", ["disentanglement"],
                      settings=EvalSettings(disentanglement={"mig": {"n": 0}}))
