@@ -13,7 +13,7 @@ from genlab import checkpoint
 from genlab.config import RunConfig
 from genlab.data import DataBundle, load_data
 from genlab.device import select_device, set_determinism
-from genlab.engine import FitResult, Progress, Trainer
+from genlab.engine import EpochCallback, FitResult, Progress, Trainer
 from genlab.models import build_model, is_gan
 from genlab.objectives import Objective, build_objective
 from genlab.run import RunDir, create_run, open_for_resume, plan_run, save_config
@@ -41,7 +41,9 @@ def build_parts(cfg: RunConfig, device: torch.device):
 
 
 def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = False,
-          resume: Path | None = None, stop_after_steps: int | None = None) -> TrainOutcome:
+          resume: Path | None = None, stop_after_steps: int | None = None,
+          callbacks: list[EpochCallback] | None = None) -> TrainOutcome:
+    """callbacks run after each epoch's evaluation, like the per-epoch sample grids (benchmarks use them)."""
     if resume is not None:
         run, cfg = open_for_resume(resume, cfg)
     else:
@@ -58,8 +60,8 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         from genlab.live import require_tensorboard
 
         require_tensorboard()
-    callbacks = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
-    trainer = Trainer(objective, data, cfg, run, device, callbacks)
+    every_epoch = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
+    trainer = Trainer(objective, data, cfg, run, device, every_epoch + list(callbacks or []))
     trainer.preflight()
     if resume is not None:
         # A bad or mismatched checkpoint is refused before anything (even the log) is written to the run.
