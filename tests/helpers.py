@@ -25,3 +25,54 @@ def tiny_config(**sections: dict[str, Any]) -> RunConfig:
 
 def with_overrides(cfg: RunConfig, *overrides: str) -> RunConfig:
     return validate(apply_overrides(cfg.to_dict(), list(overrides)))
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,900")
+
+
+def find_chromium() -> str | None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    explicit = os.environ.get("GENLAB_CHROMIUM")
+    if explicit:
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+            pytest.fail(f"GENLAB_CHROMIUM={explicit} is not an executable file")
+        return explicit
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def headless_chromium(tmp_path):
+    """A selenium-driven headless Chromium (caller quits it); skips with the reason where none is installed."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium binary: not at /usr/bin/chromium, not on PATH, GENLAB_CHROMIUM unset "
+                    "(apt-get install chromium chromium-driver)")
+    driver_path = shutil.which("chromedriver") or next(
+        (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if Path(p).is_file()), None)
+    assert driver_path, f"Chromium found at {chromium} but no chromedriver (apt-get install chromium-driver)"
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.fail("selenium is not installed: pip install -e '.[dev]'")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=driver_path, log_output=str(tmp_path / "chromedriver.log"))
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.set_page_load_timeout(60)
+    return browser

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import shutil
 import time
@@ -20,14 +19,11 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.report import build_report, write_report
 from genlab.train import train
-from helpers import tiny_config
+from helpers import headless_chromium, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 PNG_PREFIX = "data:image/png;base64,"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,900")
 
 
 @pytest.fixture(scope="module")
@@ -169,42 +165,13 @@ def test_report_command(runs, tmp_path, capsys):
 # ------------------------------------------------------------------ the page in a real browser
 
 
-def _chromium() -> str | None:
-    explicit = os.environ.get("GENLAB_CHROMIUM")
-    if explicit:
-        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
-            pytest.fail(f"GENLAB_CHROMIUM={explicit} is not an executable file")
-        return explicit
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def test_report_renders_in_headless_chromium(runs, tmp_path):
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium binary: not at /usr/bin/chromium, not on PATH, GENLAB_CHROMIUM unset "
-                    "(apt-get install chromium chromium-driver)")
-    driver_path = shutil.which("chromedriver") or next(
-        (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if Path(p).is_file()), None)
-    assert driver_path, f"Chromium found at {chromium} but no chromedriver (apt-get install chromium-driver)"
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.support.wait import WebDriverWait
-    except ImportError:
-        pytest.fail("selenium is not installed: pip install -e '.[dev]'")
-
     report = write_report(list(runs), tmp_path / "report.html")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=driver_path, log_output=str(tmp_path / "chromedriver.log"))
     started = time.monotonic()
-    browser = webdriver.Chrome(options=options, service=service)
+    browser = headless_chromium(tmp_path)
     try:
-        browser.set_page_load_timeout(60)
+        from selenium.webdriver.support.wait import WebDriverWait
+
         browser.get(report.as_uri())
         all_loaded = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
         WebDriverWait(browser, 30).until(lambda b: b.execute_script(all_loaded))

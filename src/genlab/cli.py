@@ -1,4 +1,4 @@
-"""Command line: `genlab train | eval | compare | figures | report | weights | models | configs`.
+"""Command line: `genlab train | eval | compare | figures | report | explore | weights | models | configs`.
 
 Errors in user input print one paragraph, no traceback."""
 
@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("name", nargs="?", help="which weights to fetch (e.g. inception)")
     w.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    x = sub.add_parser("explore", help="a local web app to move through a trained model's latent space")
+    x.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    x.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    x.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    x.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines")
+    x.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
+    x.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
     return p
@@ -94,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "weights":
             return cmd_weights(args)
+        if args.command == "explore":
+            return cmd_explore(args)
         if args.command == "models":
             return cmd_models()
         if args.command == "configs":
@@ -233,6 +243,23 @@ def cmd_weights(args) -> int:
     if args.name not in KNOWN:
         raise GenlabError(f"genlab weights fetch needs one of: {', '.join(KNOWN)} (got {args.name!r}).")
     print(f"verified: {fetch(KNOWN[args.name])}")
+    return 0
+
+
+def cmd_explore(args) -> int:
+    from genlab.explore.app import make_server
+
+    if not 0 <= args.port <= 65535:
+        raise GenlabError(f"--port must be in 0..65535; got {args.port}.")
+    server = make_server(args.run_dir, args.host, args.port, allow_remote=args.allow_remote, which=args.checkpoint)
+    print(f"genlab explorer for {args.run_dir}: http://{args.host}:{server.server_port}/  (Ctrl-C to stop)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

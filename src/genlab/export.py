@@ -1,0 +1,323 @@
+"""`genlab export`: a trained run as files that another program can load without genlab.
+
+    decoder.pt / .onnx   z -> image            (VAE family: ae, vae, beta_vae, res_vae)
+    encoder.pt / .onnx   image -> mean[, logvar]
+    generator.pt / .onnx z[, labels] -> image  (GANs: dcgan, cgan)
+    model.safetensors    the full state dict (a GAN's discriminator included), for fine-tuning in genlab
+    model.json           how to rebuild the model, the contract of each graph, SHA-256 of each file
+
+Every graph speaks images in [0, 1] (N, C, H, W, float32), not genlab's normalised range: the decoder
+and generator de-normalise and clamp their output, and the encoder normalises its input, so a
+consumer needs neither the data set's mean and std nor any genlab code. (model.json still records
+the normalisation, for whoever loads the safetensors weights into genlab's own modules.) The batch
+dimension is dynamic in both TorchScript and ONNX graphs.
+
+TorchScript files come from `torch.jit.trace`: the models' forward passes have no data-dependent
+control flow, and tracing, unlike scripting, accepts the `Posterior` dataclass the encoders return.
+ONNX files come from PyTorch's torch.export-based exporter (`dynamo=True`, the default since
+PyTorch 2.9; the TorchScript-based one is deprecated), as one self-contained file each (no external
+data), which needs the `onnx` and `onnxscript` packages: `pip install "genlab[export]"`.
+
+Loading without genlab:
+
+    torch.jit.load("decoder.pt")(torch.randn(8, latent_dim))                      # -> (8, C, H, W)
+    onnxruntime.InferenceSession("decoder.onnx").run(None, {"z": z})[0]
+    safetensors.torch.load_file("model.safetensors")                               # -> state dict
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab import __version__
+from genlab.errors import GenlabError
+from genlab.models import is_gan
+from genlab.run import write_text_atomic
+
+FORMATS = ("torchscript", "onnx", "safetensors")
+EXPORT_DIR = "export"
+MANIFEST = "model.json"
+WEIGHTS = "model.safetensors"
+MANIFEST_FORMAT_VERSION = 1
+# Example batch for tracing and torch.export: not 1, which torch.export would specialise as a constant,
+# and not a size the tests use, so a batch size baked into a graph shows up as a failure.
+TRACE_BATCH = 2
+ONNX_PACKAGES = ("onnx", "onnxscript")
+
+
+class ImageDecoder(nn.Module):
+    """z [, labels] -> images in [0, 1]: the model's decode, then genlab's normalisation undone and clamped,
+    the same as `Normalizer.to_unit`, so the exported graph's output needs no post-processing."""
+
+    def __init__(self, decode: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.decode = decode
+        self.register_buffer("mean", mean.detach().clone().float())
+        self.register_buffer("std", std.detach().clone().float())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.decode(z) if labels is None else self.decode(z, labels)
+        return (x * self.std + self.mean).clamp(0.0, 1.0)
+
+
+class ImageEncoder(nn.Module):
+    """Images in [0, 1] -> posterior mean (and log-variance where the model has one): genlab's
+    normalisation is applied inside, so the caller feeds plain [0, 1] pixels."""
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, with_logvar: bool):
+        super().__init__()
+        self.model = model
+        self.with_logvar = with_logvar
+        self.register_buffer("mean", mean.detach().clone().float())
+        self.register_buffer("std", std.detach().clone().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        posterior = self.model.encode((x - self.mean) / self.std)
+        if self.with_logvar:
+            return posterior.mean, posterior.logvar
+        return posterior.mean
+
+
+class _Decode(nn.Module):
+    """`model.decode` as a module's forward, for the VAE family, whose decode path spans several submodules."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z)
+
+
+@dataclass
+class Graph:
+    """One exported network: the wrapper module, example inputs to trace it with, and its documented contract."""
+
+    name: str
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    files: dict[str, str] = field(default_factory=dict)
+
+    def contract(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "outputs": self.outputs, "files": dict(self.files)}
+
+
+def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *, out: Path | None = None,
+               which: str = "best") -> list[Path]:
+    """Export a run's `which` checkpoint in `formats` to `out` (default RUN_DIR/export/); returns the files written.
+
+    model.json is always written, last, and lists only the files of this export with their SHA-256: a
+    folder whose model.json exists is complete, and a stale file from an earlier export is not vouched for.
+    Each file is written to a temporary name and renamed, so an interrupted export leaves no half-written file.
+    """
+    from genlab.figures import load_run  # pulls in plotting libraries: load them only when exporting
+
+    chosen = check_formats(formats)
+    if "onnx" in chosen:
+        require_onnx()
+    loaded = load_run(Path(run_dir), which)
+    model = loaded.model.cpu().eval()
+    out = Path(out) if out is not None else loaded.run.path / EXPORT_DIR
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenlabError(f"cannot create the export folder {out}: {exc.strerror}; choose another with --out."
+                          ) from None
+
+    normalizer = loaded.data.normalizer
+    channels = loaded.data.channels
+    mean = normalizer.mean.float().expand(1, channels, 1, 1).clone()
+    std = normalizer.std.float().expand(1, channels, 1, 1).clone()
+    graphs = build_graphs(model, mean, std)
+
+    written: list[Path] = []
+    with torch.no_grad():
+        for graph in graphs:
+            if "torchscript" in chosen:
+                written.append(_export_torchscript(graph, out))
+            if "onnx" in chosen:
+                written.append(_export_onnx(graph, out))
+    if "safetensors" in chosen:
+        written.append(_export_safetensors(model, loaded.cfg.model.name, out))
+
+    manifest = _manifest(loaded, model, mean, std, graphs, written, which)
+    manifest_path = out / MANIFEST
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return [*written, manifest_path]
+
+
+def check_formats(formats: list[str] | tuple[str, ...]) -> list[str]:
+    """The requested formats, deduplicated in order; a GenlabError naming the valid ones for anything else."""
+    if isinstance(formats, str):
+        formats = [formats]
+    chosen = list(dict.fromkeys(f.strip().lower() for f in formats))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        what = f"unknown export format {', '.join(repr(f) for f in unknown)}" if unknown else "no export format given"
+        raise GenlabError(f"{what}; --format takes one or more of: {', '.join(FORMATS)}.")
+    return chosen
+
+
+def require_onnx() -> None:
+    """ONNX export is an optional extra: say how to install it before any file is written."""
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise GenlabError(f"ONNX export needs the {' and '.join(ONNX_PACKAGES)} packages, and {', '.join(missing)} "
+                          f"is not installed; install them with pip install \"genlab[export]\", or leave onnx out "
+                          f"of --format (valid: {', '.join(FORMATS)}).")
+    if "dynamo" not in _parameters(torch.onnx.export):
+        raise GenlabError(f"ONNX export uses PyTorch's torch.export-based exporter, which torch {torch.__version__} "
+                          f"lacks; upgrade torch to 2.6 or later, or leave onnx out of --format.")
+
+
+def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> list[Graph]:
+    """The graphs a model exports: a GAN's generator, or an autoencoder's decoder and encoder."""
+    gen = torch.Generator().manual_seed(0)
+    latent_dim = int(model.latent_dim)
+    channels, height, width = (int(s) for s in model.image_shape)
+    z = torch.randn(TRACE_BATCH, latent_dim, generator=gen)
+    z_spec = {"name": "z", "dtype": "float32", "shape": ["batch", latent_dim],
+              "description": "latent code; training used the standard-normal prior N(0, I)"}
+    image_spec = {"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width], "range": [0, 1],
+                  "description": "images in [0, 1], channels first (genlab's normalisation already undone)"}
+    if is_gan(model):
+        module = ImageDecoder(model.generator, mean, std).eval()
+        if model.conditional:
+            labels = torch.arange(TRACE_BATCH) % model.num_classes
+            label_spec = {"name": "labels", "dtype": "int64", "shape": ["batch"],
+                          "range": [0, int(model.num_classes) - 1], "description": "class index of each image"}
+            return [Graph("generator", module, (z, labels), [z_spec, label_spec], [image_spec])]
+        return [Graph("generator", module, (z,), [z_spec], [image_spec])]
+
+    graphs = [Graph("decoder", ImageDecoder(_Decode(model), mean, std).eval(), (z,), [z_spec], [image_spec])]
+    if hasattr(model, "encode"):
+        x = torch.rand(TRACE_BATCH, channels, height, width, generator=gen)
+        with torch.no_grad():
+            with_logvar = model.encode((x - mean) / std).logvar is not None
+        code = {"dtype": "float32", "shape": ["batch", latent_dim]}
+        outputs = [{"name": "mean", **code, "description": "posterior mean (the code to decode)"}]
+        if with_logvar:
+            outputs.append({"name": "logvar", **code, "description": "log-variance of the diagonal Gaussian "
+                                                                      "posterior; sample mean + exp(logvar / 2) * eps"})
+        image_in = {**image_spec, "description": "images in [0, 1], channels first; normalised inside the graph"}
+        graphs.append(Graph("encoder", ImageEncoder(model, mean, std, with_logvar).eval(), (x,), [image_in], outputs))
+    return graphs
+
+
+def _export_torchscript(graph: Graph, out: Path) -> Path:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is still the format that
+        # `torch.jit.load` reads without the defining code; the warning would only alarm the user.
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
+        traced = torch.jit.trace(graph.module, graph.example)
+    path = out / f"{graph.name}.pt"
+    _write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+    graph.files["torchscript"] = path.name
+    return path
+
+
+def _export_onnx(graph: Graph, out: Path) -> Path:
+    batch = torch.export.Dim("batch", min=1)
+    names_in = [spec["name"] for spec in graph.inputs]
+    names_out = [spec["name"] for spec in graph.outputs]
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            # z and labels share one batch Dim; the exporter notes that it keeps one name for both.
+            warnings.filterwarnings("ignore", message=r"# The axis name", category=UserWarning)
+            torch.onnx.export(graph.module, graph.example, str(tmp), input_names=names_in, output_names=names_out,
+                              dynamic_shapes=tuple({0: batch} for _ in graph.example), dynamo=True,
+                              external_data=False, verbose=False)
+
+    path = out / f"{graph.name}.onnx"
+    _write_atomic(path, write)
+    graph.files["onnx"] = path.name
+    return path
+
+
+def _export_safetensors(model: nn.Module, name: str, out: Path) -> Path:
+    from safetensors.torch import save_file
+
+    # Cloned: safetensors refuses tensors that share storage, and a clone never does.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    path = out / WEIGHTS
+    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={
+        "format": "pt", "genlab_version": __version__, "model": name, "config": MANIFEST}))
+    return path
+
+
+def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
+              written: list[Path], which: str) -> dict[str, Any]:
+    cfg, data = loaded.cfg, loaded.data
+    gan = is_gan(model)
+    encoder = next((g for g in graphs if g.name == "encoder"), None)
+    family = "gan" if gan else ("vae" if encoder is not None and len(encoder.outputs) == 2 else "autoencoder")
+    return {
+        "format": "genlab-export",
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "genlab_version": __version__,
+        "torch_version": torch.__version__,
+        "source": {"run": str(loaded.run.path), "checkpoint": which, "step": int(loaded.step)},
+        "model": {
+            "name": cfg.model.name,
+            "kwargs": cfg.model.kwargs(),
+            "family": family,
+            "latent_dim": int(model.latent_dim),
+            "conditional": bool(gan and model.conditional),
+            "num_classes": int(model.num_classes) if gan else 0,
+        },
+        # Exactly the arguments of genlab.models.build_model that rebuild the module model.safetensors fits.
+        "build": {"name": cfg.model.name, "kwargs": cfg.model.kwargs(), "image_size": cfg.data.image_size,
+                  "channels": data.channels, "num_classes": data.num_classes},
+        "image": {"channels": data.channels, "height": cfg.data.image_size, "width": cfg.data.image_size,
+                  "num_classes": data.num_classes},
+        "normalization": {
+            "kind": data.normalizer.kind, "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
+            "note": "the exported graphs take and return images in [0, 1]; genlab's modules (as in "
+                    "model.safetensors) use (x - mean) / std",
+        },
+        "graphs": {g.name: g.contract() for g in graphs},
+        "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in written},
+        "config": cfg.to_dict(),
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills a temporary file beside `path` (same suffix: exporters may look at it), renamed over `path`."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _parameters(fn: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
