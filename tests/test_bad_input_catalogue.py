@@ -272,6 +272,10 @@ CASES = [
          "discriminator, disentanglement.", run=True),
     Case("metrics: KID subsets of one image", ("eval", "{tmp}/quickstart", "--kid-subset-size", "1"),
          "--kid-subset-size must be at least 2; got 1.", run=True),
+    Case("explore: a public address without --allow-remote",
+         ("explore", "{tmp}/quickstart", "--host", "0.0.0.0"),
+         "--host 0.0.0.0 would expose the explorer (which has no login) beyond this machine; add --allow-remote "
+         "if that is intended, or use 127.0.0.1.", run=True),
     Case("compare: a folder that is not a run", ("compare", "{tmp}"),
          "<tmp> is not a genlab run folder (no config.yaml)"),
 ]

@@ -1,4 +1,4 @@
-"""Command line: `genlab train | eval | compare | figures | report | explore | weights | models | configs`.
+"""Command line: `genlab train | eval | compare | figures | report | explore | export | weights | models | configs`.
 
 Errors in user input print one paragraph, no traceback."""
 
@@ -81,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
     x.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    xp = sub.add_parser("export", help="write a run's model as TorchScript, ONNX and safetensors + model.json, "
+                                       "loadable without genlab")
+    xp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    xp.add_argument("--format", dest="formats", nargs="+", metavar="FORMAT",
+                    help="some of: torchscript, onnx, safetensors (default: all three; onnx when genlab[export] "
+                         "is installed)")
+    xp.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
+    xp.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: RUN_DIR/export)")
+    xp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     sub.add_parser("models", help="list registered models and their arguments")
     sub.add_parser("configs", help="list bundled configs")
     return p
@@ -102,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "weights":
             return cmd_weights(args)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command == "explore":
             return cmd_explore(args)
         if args.command == "models":
@@ -260,6 +272,25 @@ def cmd_explore(args) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def cmd_export(args) -> int:
+    import importlib.util
+
+    from genlab.export import FORMATS, export_run
+
+    formats = args.formats
+    if formats is None:
+        have_onnx = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
+        formats = [f for f in FORMATS if f != "onnx" or have_onnx]
+        if not have_onnx:
+            print('onnx is not installed: exporting TorchScript and safetensors (pip install "genlab[export]" '
+                  'for ONNX too)')
+    paths = export_run(args.run_dir, formats, out=args.out, which=args.checkpoint)
+    print(f"exported {args.run_dir} ({args.checkpoint} checkpoint) to {paths[-1].parent}:")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 

@@ -14,6 +14,9 @@ dimension is dynamic in both TorchScript and ONNX graphs.
 
 TorchScript files come from `torch.jit.trace`: the models' forward passes have no data-dependent
 control flow, and tracing, unlike scripting, accepts the `Posterior` dataclass the encoders return.
+A traced module keeps every submodule of what it wraps, so an autoencoder's decoder.pt and encoder.pt
+each carry the whole model's weights (only their own path runs); the ONNX graphs hold only what they use.
+A GAN's generator.pt wraps the generator alone.
 ONNX files come from PyTorch's torch.export-based exporter (`dynamo=True`, the default since
 PyTorch 2.9; the TorchScript-based one is deprecated), as one self-contained file each (no external
 data), which needs the `onnx` and `onnxscript` packages: `pip install "genlab[export]"`.
@@ -64,12 +67,12 @@ class ImageDecoder(nn.Module):
     def __init__(self, decode: nn.Module, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()
         self.decode = decode
-        self.register_buffer("mean", mean.detach().clone().float())
-        self.register_buffer("std", std.detach().clone().float())
+        self.register_buffer("pixel_mean", mean.detach().clone().float())
+        self.register_buffer("pixel_std", std.detach().clone().float())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.decode(z) if labels is None else self.decode(z, labels)
-        return (x * self.std + self.mean).clamp(0.0, 1.0)
+        return (x * self.pixel_std + self.pixel_mean).clamp(0.0, 1.0)
 
 
 class ImageEncoder(nn.Module):
@@ -80,11 +83,12 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.model = model
         self.with_logvar = with_logvar
-        self.register_buffer("mean", mean.detach().clone().float())
-        self.register_buffer("std", std.detach().clone().float())
+        # Not "mean"/"std": ONNX initializers are named after buffers, and "mean" is an output's name.
+        self.register_buffer("pixel_mean", mean.detach().clone().float())
+        self.register_buffer("pixel_std", std.detach().clone().float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        posterior = self.model.encode((x - self.mean) / self.std)
+        posterior = self.model.encode((x - self.pixel_mean) / self.pixel_std)
         if self.with_logvar:
             return posterior.mean, posterior.logvar
         return posterior.mean
@@ -120,9 +124,9 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
                which: str = "best") -> list[Path]:
     """Export a run's `which` checkpoint in `formats` to `out` (default RUN_DIR/export/); returns the files written.
 
-    model.json is always written, last, and lists only the files of this export with their SHA-256: a
-    folder whose model.json exists is complete, and a stale file from an earlier export is not vouched for.
     Each file is written to a temporary name and renamed, so an interrupted export leaves no half-written file.
+    model.json is always written, last, and lists only this export's files with their SHA-256, so a consumer
+    can tell them from a stale file of an earlier export, or from one an interrupted export replaced.
     """
     from genlab.figures import load_run  # pulls in plotting libraries: load them only when exporting
 
@@ -130,7 +134,8 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     if "onnx" in chosen:
         require_onnx()
     loaded = load_run(Path(run_dir), which)
-    model = loaded.model.cpu().eval()
+    # Inference graphs: outputs that do not require grad, so a consumer's `graph(z).numpy()` just works.
+    model = loaded.model.cpu().eval().requires_grad_(False)
     out = Path(out) if out is not None else loaded.run.path / EXPORT_DIR
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -176,12 +181,12 @@ def require_onnx() -> None:
     """ONNX export is an optional extra: say how to install it before any file is written."""
     missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        raise GenlabError(f"ONNX export needs the {' and '.join(ONNX_PACKAGES)} packages, and {', '.join(missing)} "
-                          f"is not installed; install them with pip install \"genlab[export]\", or leave onnx out "
+        raise GenlabError(f"ONNX export needs the {' and '.join(ONNX_PACKAGES)} packages ({', '.join(missing)} "
+                          f"missing here); install them with pip install \"genlab[export]\", or leave onnx out "
                           f"of --format (valid: {', '.join(FORMATS)}).")
     if "dynamo" not in _parameters(torch.onnx.export):
-        raise GenlabError(f"ONNX export uses PyTorch's torch.export-based exporter, which torch {torch.__version__} "
-                          f"lacks; upgrade torch to 2.6 or later, or leave onnx out of --format.")
+        raise GenlabError(f"ONNX export uses PyTorch's torch.export-based exporter (torch.onnx.export(dynamo=True)), "
+                          f"which torch {torch.__version__} lacks; upgrade torch, or leave onnx out of --format.")
 
 
 def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> list[Graph]:
@@ -219,14 +224,14 @@ def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> lis
 
 
 def _export_torchscript(graph: Graph, out: Path) -> Path:
-    with warnings.catch_warnings():
-        # torch.jit is deprecated in favour of torch.export, but TorchScript is still the format that
-        # `torch.jit.load` reads without the defining code; the warning would only alarm the user.
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
-        traced = torch.jit.trace(graph.module, graph.example)
     path = out / f"{graph.name}.pt"
-    _write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export in recent PyTorch, but TorchScript is still what
+        # `torch.jit.load` reads without the defining code; the warning would only alarm the user.
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=category)
+        traced = torch.jit.trace(graph.module, graph.example)
+        _write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
     graph.files["torchscript"] = path.name
     return path
 

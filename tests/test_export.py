@@ -1,0 +1,297 @@
+"""`genlab export`: each exported file, run without genlab's modules, reproduces the trained model's outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genlab import export as export_mod
+from genlab.errors import GenlabError
+from genlab.export import FORMATS, TRACE_BATCH, export_run, sha256_file
+from genlab.figures import LoadedRun, load_run
+from genlab.models import build_model, is_gan
+from genlab.train import train
+from helpers import tiny_config
+
+# torch.jit is deprecated in recent PyTorch but still reads the files consumers are promised they can read.
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")
+HAVE_ONNX_EXPORT = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript"))
+# A GAN's generator starts near a constant grey (N(0, 0.02) weights); a higher learning rate makes its images
+# differ between codes by far more than the tolerances below within 18 steps, so the comparisons mean something.
+TINY_GAN = {"g_width": 8, "d_width": 8, "latent_dim": 8}
+GAN_TRAINING = {"objective": {"kind": "adversarial"}, "optim": {"lr": 0.01}}
+CASES = {
+    "vae": {},
+    "ae": {"model": {"name": "ae", "hidden_dims": [4, 8], "latent_dim": 3}},
+    "dcgan": {"model": {"name": "dcgan", **TINY_GAN}, "data": {"image_size": 16}, **GAN_TRAINING},
+    "cgan": {"model": {"name": "cgan", **TINY_GAN, "label_dim": 4}, **GAN_TRAINING},
+}
+# Batch sizes other than the traced one (TRACE_BATCH), so a batch size baked into a graph fails.
+BATCHES = (1, 5)
+assert TRACE_BATCH not in BATCHES
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[Path, list[Path]]]:
+    """Trained and exported runs by model kind, filled on first use: each is trained and exported once per module,
+    however pytest orders the tests that ask for it."""
+    return {}
+
+
+@pytest.fixture(params=list(CASES))
+def exported(request, runs, tmp_path_factory) -> tuple[str, Path, list[Path]]:
+    """One tiny trained run of the model kind, exported in every available format."""
+    name = request.param
+    if name not in runs:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            outcome = train(tiny_config(name=name, **CASES[name]), out=tmp_path_factory.mktemp(f"export-{name}"))
+        finally:
+            torch.set_num_threads(threads)
+        formats = [f for f in FORMATS if f != "onnx" or HAVE_ONNX_EXPORT]
+        runs[name] = outcome.run.path, export_run(outcome.run.path, formats)
+    return (name, *runs[name])
+
+
+def _manifest(run: Path) -> dict:
+    return json.loads((run / "export" / "model.json").read_text())
+
+
+def _inputs(loaded: LoadedRun, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, loaded.model.latent_dim, generator=gen)
+    if is_gan(loaded.model) and loaded.model.conditional:
+        return z, torch.randint(0, loaded.model.num_classes, (batch,), generator=gen)
+    return (z,)
+
+
+@torch.no_grad()
+def _reference_images(loaded: LoadedRun, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The genlab model's own output, de-normalised the way figures and metrics do it."""
+    return loaded.data.normalizer.to_unit(loaded.model.decode(*inputs))
+
+
+def _real_images(loaded: LoadedRun, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out images in [0, 1] (what an encoder graph takes) and normalised (what genlab's encode takes)."""
+    uint8 = torch.from_numpy(loaded.data.val.images[:batch]).permute(0, 3, 1, 2).contiguous()
+    return uint8.float() / 255.0, loaded.data.normalizer(uint8)
+
+
+def _graph_name(loaded: LoadedRun) -> str:
+    return "generator" if is_gan(loaded.model) else "decoder"
+
+
+def test_export_writes_every_file_with_its_hash(exported):
+    name, run, written = exported
+    out = run / "export"
+    graphs = ["generator"] if name in ("dcgan", "cgan") else ["decoder", "encoder"]
+    expected = {f"{g}.pt" for g in graphs} | {"model.safetensors", "model.json"}
+    if HAVE_ONNX_EXPORT:
+        expected |= {f"{g}.onnx" for g in graphs}
+    assert {p.name for p in written} == expected
+    assert {p.name for p in out.iterdir()} == expected  # no temporary or external-data file left behind
+    manifest = _manifest(run)
+    assert set(manifest["graphs"]) == set(graphs)
+    assert set(manifest["files"]) == expected - {"model.json"}
+    for file, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256_file(out / file), file
+        assert entry["bytes"] == (out / file).stat().st_size
+    loaded = load_run(run)
+    assert manifest["source"]["step"] == loaded.step > 0
+    assert manifest["model"]["latent_dim"] == loaded.model.latent_dim
+    image = manifest["graphs"][graphs[0]]["outputs"][0]
+    assert image["shape"] == ["batch", *loaded.model.image_shape]
+    assert image["range"] == [0, 1]
+    if name == "cgan":
+        assert [i["name"] for i in manifest["graphs"]["generator"]["inputs"]] == ["z", "labels"]
+        assert manifest["model"]["conditional"] is True
+    if name in ("vae", "ae"):
+        outputs = [o["name"] for o in manifest["graphs"]["encoder"]["outputs"]]
+        assert outputs == (["mean", "logvar"] if name == "vae" else ["mean"])
+    assert manifest["normalization"]["mean"] == [0.5] and manifest["normalization"]["std"] == [0.5]
+
+
+def test_torchscript_matches_the_model(exported):
+    _, run, _ = exported
+    loaded = load_run(run)
+    graph = torch.jit.load(str(run / "export" / f"{_graph_name(loaded)}.pt"))
+    for batch in BATCHES:
+        inputs = _inputs(loaded, batch, seed=batch)
+        want = _reference_images(loaded, inputs)
+        with torch.no_grad():
+            got = graph(*inputs)
+        assert got.shape == (batch, *loaded.model.image_shape)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    # The comparison means something: other codes give other images, by far more than the tolerance, and the
+    # graph's output is the de-normalised one (genlab's raw output lies in [-1, 1], not [0, 1]).
+    assert (want[0] - want[-1]).abs().max() > 5e-3
+    with torch.no_grad():
+        raw = loaded.model.decode(*inputs)
+    assert (got - raw).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("exported", ["vae", "ae"], indirect=True)  # GANs have no encoder
+@pytest.mark.parametrize("batch", BATCHES)
+def test_torchscript_encoder_matches_the_model(exported, batch):
+    name, run, _ = exported
+    loaded = load_run(run)
+    unit, normalised = _real_images(loaded, batch)
+    with torch.no_grad():
+        posterior = loaded.model.encode(normalised)
+        got = torch.jit.load(str(run / "export" / "encoder.pt"))(unit)
+    want = (posterior.mean, posterior.logvar) if posterior.logvar is not None else posterior.mean
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(not HAVE_ONNX_EXPORT, reason="onnx and onnxscript are needed to export ONNX")
+def test_onnx_matches_the_model(exported):
+    ort = pytest.importorskip("onnxruntime")
+    _, run, _ = exported
+    loaded = load_run(run)
+    session = ort.InferenceSession(str(run / "export" / f"{_graph_name(loaded)}.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    for batch in (1, 7):
+        inputs = _inputs(loaded, batch, seed=batch)
+        (got,) = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+        want = _reference_images(loaded, inputs).numpy()
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not HAVE_ONNX_EXPORT, reason="onnx and onnxscript are needed to export ONNX")
+@pytest.mark.parametrize("exported", ["vae", "ae"], indirect=True)  # GANs have no encoder
+def test_onnx_encoder_matches_the_model(exported):
+    ort = pytest.importorskip("onnxruntime")
+    name, run, _ = exported
+    loaded = load_run(run)
+    session = ort.InferenceSession(str(run / "export" / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == (["mean", "logvar"] if name == "vae" else ["mean"])
+    for batch in (1, 7):
+        unit, normalised = _real_images(loaded, batch)
+        got = session.run(None, {"image": unit.numpy()})
+        with torch.no_grad():
+            posterior = loaded.model.encode(normalised)
+        want = [posterior.mean] + ([posterior.logvar] if posterior.logvar is not None else [])
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w.numpy(), atol=1e-4, rtol=0)
+
+
+def test_safetensors_rebuild_from_model_json_alone(exported):
+    from safetensors.torch import load_file
+
+    _, run, _ = exported
+    manifest = _manifest(run)
+    build = manifest["build"]
+    model = build_model(build["name"], build["kwargs"], image_size=build["image_size"],
+                        channels=build["channels"], num_classes=build["num_classes"])
+    model.load_state_dict(load_file(str(run / "export" / "model.safetensors")))  # strict: every key, no extra
+    model.eval()
+    mean = torch.tensor(manifest["normalization"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(manifest["normalization"]["std"]).view(1, -1, 1, 1)
+    loaded = load_run(run)
+    for batch in BATCHES:
+        inputs = _inputs(loaded, batch, seed=10 + batch)
+        with torch.no_grad():
+            got = (model.decode(*inputs) * std + mean).clamp(0, 1)
+        torch.testing.assert_close(got, _reference_images(loaded, inputs), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("exported", ["cgan"], indirect=True)  # one model shows it; this one also takes labels
+def test_exported_files_load_without_genlab(exported, tmp_path):
+    """A fresh interpreter in which `import genlab` fails runs the graphs and reads the weights."""
+    _, run, _ = exported
+    loaded = load_run(run)
+    z, labels = _inputs(loaded, 3, seed=3)
+    np.save(tmp_path / "z.npy", z.numpy())
+    np.save(tmp_path / "labels.npy", labels.numpy())
+    np.save(tmp_path / "want.npy", _reference_images(loaded, (z, labels)).numpy())
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["genlab"] = None  # any import of genlab now raises ImportError
+        import numpy as np, torch
+        from safetensors.torch import load_file
+        d, t = {str(run / "export")!r}, {str(tmp_path)!r}
+        z, labels, want = (np.load(f"{{t}}/{{n}}.npy") for n in ("z", "labels", "want"))
+        got = torch.jit.load(f"{{d}}/generator.pt")(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+        assert np.abs(want[0] - want[1]).max() > 1e-2  # distinct images: the comparisons below are not vacuous
+        assert np.abs(got - want).max() < 1e-5, np.abs(got - want).max()
+        if {HAVE_ONNX_EXPORT!r}:
+            import onnxruntime as ort
+            s = ort.InferenceSession(f"{{d}}/generator.onnx", providers=["CPUExecutionProvider"])
+            got = s.run(None, {{"z": z, "labels": labels}})[0]
+            assert np.abs(got - want).max() < 1e-4, np.abs(got - want).max()
+        assert any(k.startswith("generator.") for k in load_file(f"{{d}}/model.safetensors"))
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_decoder_graph_clamps_what_the_model_overshoots():
+    """Trained tanh models stay inside [0, 1] anyway; a linear output (output_activation: none) need not."""
+
+    class Overshoot(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return z.view(-1, 1, 2, 2) * 3.0
+
+    z = torch.linspace(-2, 2, 8).view(2, 4)
+    got = export_mod.ImageDecoder(Overshoot(), torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.5))(z)
+    torch.testing.assert_close(got, (z.view(-1, 1, 2, 2) * 1.5 + 0.5).clamp(0, 1))
+    assert got.min() == 0 and got.max() == 1
+
+
+# ------------------------------------------------------------------ refusals, before anything is written
+
+
+@pytest.mark.parametrize("formats", [["torchscript", "tflite"], ["ONNX", "pickle"], []])
+def test_unknown_format_is_refused_before_loading(tmp_path, formats):
+    with pytest.raises(GenlabError) as err:
+        export_run(tmp_path / "no-such-run", formats, out=tmp_path / "out")
+    message = str(err.value)
+    assert "torchscript, onnx, safetensors" in message
+    assert ("'tflite'" in message) if "tflite" in formats else True
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    with pytest.raises(GenlabError, match=r'pip install "genlab\[export\]"'):
+        export_run(tmp_path / "no-such-run", ["safetensors", "onnx"], out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    export_mod.check_formats(["safetensors"])  # the other formats need nothing extra
+
+
+def test_missing_run_folder_is_a_user_error(tmp_path):
+    with pytest.raises(GenlabError, match="does not exist"):
+        export_run(tmp_path / "no-such-run", ["safetensors"])
+
+
+def test_cli_export_without_onnx_writes_the_rest(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from genlab.cli import main
+
+    run = train(tiny_config(name="vae", **CASES["vae"]), out=tmp_path).run.path
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else
+                        real_find_spec(name, *a))
+    assert main(["export", str(run), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "onnx is not installed" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.pt", "encoder.pt", "model.json",
+                                                                      "model.safetensors"]
