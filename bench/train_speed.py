@@ -1,15 +1,28 @@
-"""Training images/s of the engine for the seed shapes, on synthetic uint8 data (no data set needed).
+"""Training speed of the engine for the seed shapes, against this machine's own peak and the references.
 
-Runs the real `Trainer` (history, checkpoints and all) for a fixed number of steps after a short
-warm-up and prints images/s. Absolute numbers on shared machines are noise; compare ratios taken
-in one run.
+For each shape (synthetic uint8 data, so no data set is needed) it prints, from one run:
+  train img/s   the real Trainer (history, checkpoint bookkeeping and all) after a warm-up
+  vs ref        that rate over the reference implementation's on this machine kind (target: >= 2)
+  loader img/s  the BatchLoader alone (uint8 -> shuffled, flipped, normalised float batches)
+  peak RSS      resident memory high-water mark of a fresh process that ran only this shape (MiB)
+  GFLOP/step    forward + backward + optimiser FLOPs of one step (torch.utils.flop_counter)
+  % of peak     achieved FLOP/s over this machine's fp32 matmul peak, measured in the same run
 
-    python bench/train_speed.py                 # every shape
+and, for the seed-004 job (DCGAN, 50 epochs of ~21,000 anime faces at 64x64, batch 128), an estimate
+on paper for one H100: measured FLOPs per step over an assumed fraction of the GPU's published dense
+bf16 throughput, with the data rate the loader would need to keep up.
+
+Ratios measured in one run hold on noisy shared machines; absolute times do not.
+
+    python bench/train_speed.py                 # every shape (a few minutes on 2 cores)
     python bench/train_speed.py beta_vae64      # one shape
 """
 
 from __future__ import annotations
 
+import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.config import validate
 from genlab.data import DataBundle, ImageSet, Normalizer
@@ -31,18 +45,27 @@ SHAPES = {
     "res_vae128": ({"name": "res_vae"}, {"beta": 1.0}, 128, 3, 32),
     "dcgan64": ({"name": "dcgan"}, {"kind": "adversarial", "real_target": 0.98}, 64, 3, 128),
 }
+# Reference implementations on this machine kind (2 threads, same shapes and batches), from the issue:
+# PyTorch-VAE's BetaVAE, pytorch/examples' DCGAN, a tutorial cGAN, a tutorial conv denoising AE.
+REFERENCE = {"dae28": 2600.0, "cgan28": 260.0, "beta_vae64": 150.0, "dcgan64": 80.0}
+
+# On-paper GPU estimate (no GPU here): H100 SXM dense bf16 tensor-core peak, and the share of it
+# small convolutional GANs typically reach (they are far from the large-matmul regime).
+H100_BF16_FLOPS = 989e12
+ASSUMED_UTILISATION = 0.15
+SEED004 = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
-def measure(name: str, steps: int = 20, warmup: int = 3) -> float:
+def build(name: str, steps: int, tmp: Path) -> Trainer:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
-        "data": {"name": "digits", "image_size": size, "grayscale": ch == 1},
+        "data": {"name": "digits", "image_size": size, "grayscale": ch == 1, "hflip": True},
         "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
                   "checkpoint_every_steps": 10**9},
     })
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch * (steps + warmup), size, size, ch), dtype=np.uint8)
+    images = rng.integers(0, 256, (batch * steps, size, size, ch), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images))
     names = [str(i) for i in range(10)]
     data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], labels[:batch], names), ch, size,
@@ -53,24 +76,94 @@ def measure(name: str, steps: int = 20, warmup: int = 3) -> float:
     torch.manual_seed(0)
     net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=ch, num_classes=10)
     obj = build_objective(cfg, net, data.normalizer)
+    run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)
+    return Trainer(obj, data, cfg, run, torch.device("cpu"))
+
+
+def train_rate(trainer: Trainer, warmup: int, steps: int) -> float:
+    trainer.fit(stop_after_steps=warmup)
+    t, images0 = time.perf_counter(), trainer.progress.images
+    trainer.fit(stop_after_steps=warmup + steps)
+    return (trainer.progress.images - images0) / (time.perf_counter() - t)
+
+
+def loader_rate(trainer: Trainer, batches: int = 20) -> float:
+    t, n = time.perf_counter(), 0
+    for i, batch in enumerate(trainer.train_loader.batches(0)):
+        n += batch.images.shape[0]
+        if i + 1 >= batches:
+            break
+    return n / (time.perf_counter() - t)
+
+
+def step_flops(trainer: Trainer) -> float:
+    batch = next(iter(trainer.train_loader.batches(0)))
+    with FlopCounterMode(display=False) as counter:
+        trainer.objective.train_step(batch, trainer.progress.step, trainer.stepper)
+    return float(counter.get_total_flops())
+
+
+def measure_one(name: str, steps: int = 15, warmup: int = 3) -> dict[str, float]:
+    """Run in a fresh process, so the memory high-water mark belongs to this shape alone."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = create_run(plan_run(cfg, Path(tmp), overwrite=False), cfg, overwrite=False)
-        trainer = Trainer(obj, data, cfg, run, torch.device("cpu"))
-        trainer.fit(stop_after_steps=warmup)
+        trainer = build(name, steps + warmup + 2, Path(tmp))
+        rate = train_rate(trainer, warmup, steps)
+        loader = loader_rate(trainer)
+        flops = step_flops(trainer)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return {"train": rate, "loader": loader, "flops": flops, "rss": peak}
+
+
+def machine_peak() -> dict[str, float]:
+    """FLOP/s of large fp32 and bf16 matmuls and of a typical 3x3 convolution, on this machine, now."""
+
+    def rate(fn, flops: float, reps: int = 5) -> float:
+        fn()
         t = time.perf_counter()
-        images0 = trainer.progress.images
-        trainer.fit(stop_after_steps=warmup + steps)
-        wall = time.perf_counter() - t
-        imgs = trainer.progress.images - images0
-    return imgs / wall
+        for _ in range(reps):
+            fn()
+        return flops * reps / (time.perf_counter() - t)
+
+    n = 1024
+    a32, b32 = torch.randn(n, n), torch.randn(n, n)
+    a16, b16 = a32.bfloat16(), b32.bfloat16()
+    x, w = torch.randn(64, 64, 32, 32), torch.randn(128, 64, 3, 3)
+    conv_flops = 2 * 64 * 128 * 32 * 32 * 64 * 9
+    with torch.no_grad():
+        return {"fp32_matmul": rate(lambda: a32 @ b32, 2 * n**3), "bf16_matmul": rate(lambda: a16 @ b16, 2 * n**3),
+                "conv3x3": rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), conv_flops)}
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--one"]:
+        print(json.dumps(measure_one(argv[1])))
+        return
     names = argv or list(SHAPES)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak = machine_peak()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; this machine now: fp32 matmul "
+          f"{peak['fp32_matmul'] / 1e9:.0f} GFLOP/s, bf16 matmul {peak['bf16_matmul'] / 1e9:.0f} GFLOP/s, "
+          f"3x3 conv {peak['conv3x3'] / 1e9:.0f} GFLOP/s\n")
+    head = (f"{'shape':12s} {'input':>9s} {'batch':>5s} {'train img/s':>11s} {'vs ref':>8s} {'loader img/s':>12s} "
+            f"{'peak RSS':>9s} {'GFLOP/step':>10s} {'% of peak':>9s}")
+    print(head + "\n" + "-" * len(head))
+    results = {}
     for name in names:
+        out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, check=True)
+        r = results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         _, _, size, ch, batch = SHAPES[name]
-        print(f"{name:12s} {size}x{size}x{ch} batch {batch:4d}: {measure(name):8.1f} train images/s")
+        ref = f"{r['train'] / REFERENCE[name]:.2f}x" if name in REFERENCE else "—"
+        achieved = r["flops"] * r["train"] / batch
+        print(f"{name:12s} {f'{size}x{size}x{ch}':>9s} {batch:5d} {r['train']:11.1f} {ref:>8s} {r['loader']:12.0f} "
+              f"{r['rss']:8.0f}M {r['flops'] / 1e9:10.2f} {100 * achieved / peak['fp32_matmul']:8.1f}%")
+    if "dcgan64" in results:
+        r = results["dcgan64"]
+        steps = SEED004["epochs"] * -(-SEED004["images"] // SEED004["batch"])
+        seconds = steps * r["flops"] / (H100_BF16_FLOPS * ASSUMED_UTILISATION)
+        print(f"\nseed-004 job on one H100 (on paper): {steps:,} steps x {r['flops'] / 1e9:.1f} GFLOP/step = "
+              f"{steps * r['flops'] / 1e15:.2f} PFLOP; at {ASSUMED_UTILISATION:.0%} of {H100_BF16_FLOPS / 1e12:.0f} "
+              f"TFLOP/s dense bf16: {seconds:.0f} s ({seconds / 60:.1f} min), needing "
+              f"{steps * SEED004['batch'] / seconds:,.0f} images/s from the loader (this CPU's loader: "
+              f"{r['loader']:,.0f} img/s; the seed took 33 min on a laptop GPU)")
 
 
 if __name__ == "__main__":
