@@ -1,12 +1,13 @@
 """Training speed of the engine for the seed shapes, against this machine's own peak and the references.
 
 For each shape (synthetic uint8 data, so no data set is needed) it prints, from one run:
-  train img/s   the real Trainer (history, checkpoint bookkeeping and all) after a warm-up
+  train img/s   the real Trainer (history, checkpoint bookkeeping and all) after a warm-up, NCHW layout
   vs ref        that rate over the reference implementation's on this machine kind (target: >= 2)
   loader img/s  the BatchLoader alone (uint8 -> shuffled, flipped, normalised float batches)
   peak RSS      resident memory high-water mark of a fresh process that ran only this shape (MiB)
   GFLOP/step    forward + backward + optimiser FLOPs of one step (torch.utils.flop_counter)
   % of peak     achieved FLOP/s over this machine's fp32 matmul peak, measured in the same run
+  NHWC img/s    train img/s again with train.channels_last: true (the peak RSS is of the default run)
 
 and, for the seed-004 job (DCGAN, 50 epochs of ~21,000 anime faces at 64x64, batch 128), an estimate
 on paper for one H100: measured FLOPs per step over an assumed fraction of the GPU's published dense
@@ -56,13 +57,13 @@ ASSUMED_UTILISATION = 0.15
 SEED004 = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
-def build(name: str, steps: int, tmp: Path) -> Trainer:
+def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None) -> Trainer:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
         "data": {"name": "digits", "image_size": size, "grayscale": ch == 1, "hflip": True},
         "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
-                  "checkpoint_every_steps": 10**9},
+                  "checkpoint_every_steps": 10**9, "channels_last": channels_last},
     })
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * steps, size, size, ch), dtype=np.uint8)
@@ -106,12 +107,14 @@ def step_flops(trainer: Trainer) -> float:
 def measure_one(name: str, steps: int = 15, warmup: int = 3) -> dict[str, float]:
     """Run in a fresh process, so the memory high-water mark belongs to this shape alone."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build(name, steps + warmup + 2, Path(tmp))
+        trainer = build(name, steps + warmup + 2, Path(tmp), channels_last=False)
         rate = train_rate(trainer, warmup, steps)
         loader = loader_rate(trainer)
         flops = step_flops(trainer)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return {"train": rate, "loader": loader, "flops": flops, "rss": peak}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        cl = build(name, steps + warmup + 2, Path(tmp) / "cl", channels_last=True)
+        rate_cl = train_rate(cl, warmup, steps)
+    return {"train": rate, "loader": loader, "flops": flops, "rss": peak, "train_cl": rate_cl}
 
 
 def machine_peak() -> dict[str, float]:
@@ -144,7 +147,7 @@ def main(argv: list[str]) -> None:
           f"{peak['fp32_matmul'] / 1e9:.0f} GFLOP/s, bf16 matmul {peak['bf16_matmul'] / 1e9:.0f} GFLOP/s, "
           f"3x3 conv {peak['conv3x3'] / 1e9:.0f} GFLOP/s\n")
     head = (f"{'shape':12s} {'input':>9s} {'batch':>5s} {'train img/s':>11s} {'vs ref':>8s} {'loader img/s':>12s} "
-            f"{'peak RSS':>9s} {'GFLOP/step':>10s} {'% of peak':>9s}")
+            f"{'peak RSS':>9s} {'GFLOP/step':>10s} {'% of peak':>9s} {'NHWC img/s':>10s}")
     print(head + "\n" + "-" * len(head))
     results = {}
     for name in names:
@@ -154,7 +157,8 @@ def main(argv: list[str]) -> None:
         ref = f"{r['train'] / REFERENCE[name]:.2f}x" if name in REFERENCE else "—"
         achieved = r["flops"] * r["train"] / batch
         print(f"{name:12s} {f'{size}x{size}x{ch}':>9s} {batch:5d} {r['train']:11.1f} {ref:>8s} {r['loader']:12.0f} "
-              f"{r['rss']:8.0f}M {r['flops'] / 1e9:10.2f} {100 * achieved / peak['fp32_matmul']:8.1f}%")
+              f"{r['rss']:8.0f}M {r['flops'] / 1e9:10.2f} {100 * achieved / peak['fp32_matmul']:8.1f}% "
+              f"{r['train_cl']:10.1f}")
     if "dcgan64" in results:
         r = results["dcgan64"]
         steps = SEED004["epochs"] * -(-SEED004["images"] // SEED004["batch"])

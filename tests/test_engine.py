@@ -309,3 +309,16 @@ def test_resume_removes_temporary_files_left_by_a_killed_write(tmp_path):
     train(None, resume=tmp_path / "tiny")
     assert not stale.exists()
     assert checkpoint.load(tmp_path / "tiny" / "checkpoints" / "last.pt")["progress"]["step"] == STEPS
+
+
+def test_channels_last_trains_the_same_numbers(tmp_path):
+    from genlab.engine import uses_channels_last
+
+    runs = {}
+    for layout in (False, True):
+        cfg = tiny_config(name=f"cl_{layout}", train={"channels_last": layout, "epochs": 1})
+        out = train(cfg, out=tmp_path)
+        runs[layout] = [float(r["loss"]) for r in _rows(out.run.path) if r["scope"] == "step"]
+    assert runs[False] == pytest.approx(runs[True], rel=1e-4)
+    assert uses_channels_last(tiny_config(data={"image_size": 64})) and not uses_channels_last(tiny_config())
+    assert not uses_channels_last(tiny_config(data={"image_size": 64}, train={"channels_last": False}))

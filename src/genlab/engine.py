@@ -63,16 +63,24 @@ class FitResult:
 EpochCallback = Callable[[Objective, Progress], None]
 
 
+def uses_channels_last(cfg: RunConfig) -> bool:
+    """train.channels_last, or by image size when null (auto)."""
+    if cfg.train.channels_last is None:
+        return cfg.data.image_size >= 64
+    return cfg.train.channels_last
+
+
 def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device) -> tuple[BatchLoader, BatchLoader]:
     bs = cfg.train.batch_size
     if len(data.train) < bs:
         raise GenlabError(f"the training set has {len(data.train)} images, fewer than one batch "
                           f"(train.batch_size={bs}); use at least {bs} images or a smaller batch size.")
+    cl = uses_channels_last(cfg)
     train = BatchLoader(data.train.images, data.train.labels, batch_size=bs, shuffle=True,
                         seed=cfg.train.seed, normalizer=data.normalizer, hflip=cfg.data.hflip,
-                        drop_last=True, device=device)
+                        drop_last=True, device=device, channels_last=cl)
     val = BatchLoader(data.val.images, data.val.labels, batch_size=bs, shuffle=False, seed=cfg.train.seed,
-                      normalizer=data.normalizer, device=device)
+                      normalizer=data.normalizer, device=device, channels_last=cl)
     return train, val
 
 
@@ -131,6 +139,8 @@ class Trainer:
         self.run = run
         self.device = device
         self.precision = select_precision(cfg.train.precision, device)
+        if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
+            objective.model.to(memory_format=torch.channels_last)
         self.train_loader, self.val_loader = make_loaders(data, cfg, device)
         self.steps_per_epoch = len(self.train_loader)
         total = cfg.train.epochs * self.steps_per_epoch

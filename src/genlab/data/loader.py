@@ -61,7 +61,7 @@ def to_uint8(x_unit: torch.Tensor) -> np.ndarray:
 class BatchLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
                  seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", channels_last: bool = False):
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
@@ -71,6 +71,8 @@ class BatchLoader:
         self.hflip = hflip
         self.drop_last = drop_last
         self.device = torch.device(device)
+        # NHWC uint8 permuted to NCHW already has channels-last strides: keeping them saves a copy too.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -106,4 +108,4 @@ class BatchLoader:
         y = None
         if self.labels is not None:
             y = torch.from_numpy(self.labels[sorted_idx][back]).to(self.device, non_blocking=True)
-        return Batch(x.contiguous(), y)
+        return Batch(x.contiguous(memory_format=self.memory_format), y)
