@@ -68,6 +68,9 @@ class DataConfig(_Section):
     labels_key: str = "labels"
     download: bool = False
     max_skipped_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    # image_folder / celeba: keep the decoded, resized arrays in $GENLAB_CACHE/data and memory-map them
+    # on later runs (the key covers the settings and every file's size and mtime).
+    cache: bool = True
 
 
 class ObjectiveConfig(_Section):
@@ -178,7 +181,7 @@ RESUMABLE_CHANGES = {
     "train.epochs", "train.max_steps", "train.progress", "train.checkpoint_every_steps",
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
     "train.epoch_samples", "objective.stop_on_collapse", "train.tensorboard",
-    "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last",
+    "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last", "data.cache",
 }
 
 

@@ -31,7 +31,9 @@ class DataBundle:
 
 
 def load_data(cfg: DataConfig) -> DataBundle:
-    train, val = READERS[cfg.name](cfg)
+    from genlab.data.cache import load_cached  # the cache module imports the readers
+
+    train, val = load_cached(cfg, READERS[cfg.name])
     if not cfg.labels:
         train.labels = val.labels = None
     if len(train) == 0:
