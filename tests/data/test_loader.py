@@ -145,3 +145,28 @@ def test_zero_one_and_imagenet():
     assert g.flatten().tolist() == pytest.approx([-mean / std, (1 - mean) / std])
     lo, hi = gray.output_range()
     assert (lo, hi) == (pytest.approx(-mean / std), pytest.approx((1 - mean) / std))
+
+
+def test_placement_policy_keeps_small_sets_on_the_gpu_and_pins_the_rest():
+    from genlab.data.loader import choose_placement
+
+    gib = 1 << 30
+    assert choose_placement(10 * gib, torch.device("cpu")) == "host"
+    assert choose_placement(1 * gib, torch.device("cuda:0"), free_device_bytes=40 * gib) == "device"
+    assert choose_placement(20 * gib, torch.device("cuda:0"), free_device_bytes=40 * gib) == "pinned"
+    assert choose_placement(11 * gib, torch.device("cuda", 1), free_device_bytes=40 * gib) == "pinned"
+
+
+def test_device_resident_path_gives_the_same_batches(monkeypatch):
+    """The GPU-resident indexing path, run on the CPU by forcing its placement: same images, order, flips."""
+    from genlab.data import loader as L
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (50, 6, 6, 3), dtype=np.uint8), rng.integers(0, 5, 50)
+    kw = dict(batch_size=8, shuffle=True, seed=3, normalizer=L.Normalizer("minus_one_one", 3), hflip=True)
+    host = list(L.BatchLoader(images, labels, **kw).batches(epoch=2, start=1))
+    monkeypatch.setattr(L, "choose_placement", lambda *a, **k: "device")
+    resident = L.BatchLoader(images, labels, **kw)
+    assert resident.placement == "device" and resident._on_device is not None
+    for a, b in zip(host, resident.batches(epoch=2, start=1), strict=True):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)

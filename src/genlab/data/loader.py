@@ -58,6 +58,20 @@ def to_uint8(x_unit: torch.Tensor) -> np.ndarray:
     return (x_unit.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+DEVICE_SHARE = 0.25  # a data set may take this share of the GPU's free memory and live there
+
+
+def choose_placement(nbytes: int, device: torch.device, free_device_bytes: int | None = None) -> str:
+    """Where the uint8 images live while training: "device" (a small set copied to the GPU once: no
+    per-batch transfer at all), "pinned" (page-locked host memory, so copies to the GPU run
+    asynchronously), or "host" (CPU training: nothing to transfer)."""
+    if device.type != "cuda":
+        return "host"
+    if free_device_bytes is None:
+        free_device_bytes = torch.cuda.mem_get_info(device)[0]
+    return "device" if nbytes <= DEVICE_SHARE * free_device_bytes else "pinned"
+
+
 class BatchLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
                  seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,
@@ -73,6 +87,9 @@ class BatchLoader:
         self.device = torch.device(device)
         # NHWC uint8 permuted to NCHW already has channels-last strides: keeping them saves a copy too.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.placement = choose_placement(images.nbytes, self.device) if len(images) else "host"
+        self._on_device = torch.from_numpy(np.ascontiguousarray(images)).to(self.device) \
+            if self.placement == "device" else None
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -99,8 +116,13 @@ class BatchLoader:
     def _make(self, idx: np.ndarray, flips: np.ndarray | None) -> Batch:
         sorted_idx = np.sort(idx)  # sorted reads are kinder to memory-mapped arrays
         back = np.argsort(np.argsort(idx))
-        x = torch.from_numpy(np.ascontiguousarray(self.images[sorted_idx][back])).permute(0, 3, 1, 2)
-        x = x.to(self.device, non_blocking=True)
+        if self._on_device is not None:
+            x = self._on_device[torch.from_numpy(idx).to(self.device)].permute(0, 3, 1, 2)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(self.images[sorted_idx][back]))
+            if self.placement == "pinned":
+                x = x.pin_memory()  # lets the copy below overlap with the GPU's work
+            x = x.permute(0, 3, 1, 2).to(self.device, non_blocking=True)
         x = self.normalizer(x)
         if flips is not None and flips.any():
             f = torch.from_numpy(flips).to(x.device)
