@@ -158,6 +158,7 @@ def _setup_logging() -> None:
 
 def cmd_train(args) -> int:
     from genlab import config
+    from genlab.distributed import launch_from_env
     from genlab.train import train
 
     cfg = None
@@ -172,6 +173,8 @@ def cmd_train(args) -> int:
     else:
         cfg = config.load(args.config or "quickstart", args.overrides)
     outcome = train(cfg, out=args.out, overwrite=args.overwrite, resume=args.resume)
+    if launch_from_env().rank != 0:  # under torchrun, rank 0 reports for all processes
+        return 0
     run, p = outcome.run, outcome.result.progress
     print(f"\nrun folder:   {run.path}")
     best = (f"{run.best} (best {outcome.result.best_metric} = {p.best_value:.5g}, step {p.best_step})"

@@ -141,6 +141,9 @@ class TrainConfig(_Section):
     eval_every_steps: int | None = Field(None, ge=1)
     best_metric: str | None = None
     best_mode: Literal["min", "max"] = "min"
+    # Under torchrun: batch norm with the statistics of the global batch instead of each process's share
+    # (GPUs only: PyTorch's SyncBatchNorm does not run on CPU). No effect in a single process.
+    sync_batchnorm: bool = False
 
     @model_validator(mode="after")
     def _device_known(self) -> TrainConfig:
@@ -182,6 +185,7 @@ RESUMABLE_CHANGES = {
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
     "train.epoch_samples", "objective.stop_on_collapse", "train.tensorboard",
     "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last", "data.cache",
+    "train.sync_batchnorm",
 }
 
 

@@ -5,6 +5,10 @@ It knows objectives only through their contract (`model`, `optimizers`, `train_s
 continues exactly: the data order is a function of (seed, epoch), the checkpoint carries the
 optimiser, scheduler and RNG states and the partial epoch's sums, and history rows after the
 checkpoint are dropped before training continues.
+
+Under torchrun (genlab.distributed) every process runs this same loop on its share of each batch;
+the decisions that end or alter a step (a signal, a non-finite loss, a collapse warning) are taken
+from values all processes agree on, and only rank 0 writes history rows, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from genlab import checkpoint
+from genlab import checkpoint, distributed
 from genlab.config import RunConfig, incompatible_changes, validate
 from genlab.data import BatchLoader, DataBundle
 from genlab.device import autocast, grad_scaler, select_precision
@@ -70,24 +74,32 @@ def uses_channels_last(cfg: RunConfig) -> bool:
     return cfg.train.channels_last
 
 
-def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device) -> tuple[BatchLoader, BatchLoader]:
+def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1
+                 ) -> tuple[BatchLoader, BatchLoader]:
+    """Training and validation batches; with several processes, this rank's share of each global batch."""
     bs = cfg.train.batch_size
+    distributed.local_batch_size(bs, world_size)
     if len(data.train) < bs:
         raise GenlabError(f"the training set has {len(data.train)} images, fewer than one batch "
                           f"(train.batch_size={bs}); use at least {bs} images or a smaller batch size.")
     cl = uses_channels_last(cfg)
     train = BatchLoader(data.train.images, data.train.labels, batch_size=bs, shuffle=True,
                         seed=cfg.train.seed, normalizer=data.normalizer, hflip=cfg.data.hflip,
-                        drop_last=True, device=device, channels_last=cl)
+                        drop_last=True, device=device, channels_last=cl, rank=rank, world_size=world_size)
     val = BatchLoader(data.val.images, data.val.labels, batch_size=bs, shuffle=False, seed=cfg.train.seed,
-                      normalizer=data.normalizer, device=device, channels_last=cl)
+                      normalizer=data.normalizer, device=device, channels_last=cl, rank=rank,
+                      world_size=world_size)
     return train, val
 
 
-def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch.device, precision: str
-             ) -> dict[str, float]:
+def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch.device, precision: str,
+             whole: BatchLoader | None = None) -> dict[str, float]:
     """Image-weighted mean of each eval term over the whole loader, plus the objective's whole-set
-    scores, all drawn with a fixed seed so evaluations compare across the run."""
+    scores, all drawn with a fixed seed so evaluations compare across the run.
+
+    Under torchrun `loader` holds this process's share (at least one image, which preflight checks) and
+    the sums are added across processes; the whole-set scores are computed by rank 0 on `whole`, the
+    unsharded loader, and broadcast (they need every image in one place)."""
     objective.model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     sums: dict[str, float] = {}
@@ -101,18 +113,28 @@ def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch
                 for k, v in zip(terms, values):
                     sums[k] = sums.get(k, 0.0) + v * b
                 n += b
+        if distributed.world_size() > 1:
+            totals = distributed.all_reduce_sum(torch.tensor([*sums.values(), n], dtype=torch.float64))
+            sums, n = dict(zip(sums, totals[:-1].tolist())), totals[-1].item()
         out = {k: v / n for k, v in sums.items()}
         if hasattr(objective, "scores"):  # whole-set scores in full precision (their numpy side needs it)
-            out.update(objective.scores(loader, gen))
+            scores = objective.scores(whole or loader, gen) if distributed.is_main() else None
+            out.update(distributed.broadcast_object(scores))
     objective.model.train()
     return out
 
 
 class _Signals:
-    """Turns SIGINT/SIGTERM into a flag checked at step boundaries (main thread only)."""
+    """Turns SIGINT/SIGTERM into a flag checked at step boundaries (main thread only).
 
-    def __init__(self):
+    A second signal means "now" for a single process. Under torchrun it does not: a worker commonly gets
+    the same signal twice at once (from SLURM, which signals every process of a job step, and again from
+    torchrun, which forwards it), and torchrun's own shutdown (SIGKILL 30 s after its signal) bounds the wait.
+    """
+
+    def __init__(self, repeat_aborts: bool = True):
         self.received: str | None = None
+        self.repeat_aborts = repeat_aborts
         self._old: dict[int, object] = {}
 
     def __enter__(self):
@@ -122,9 +144,9 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):
-        if self.received:  # a second Ctrl-C means "now"
+        if self.received and self.repeat_aborts:  # a second Ctrl-C means "now"
             raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
+        self.received = self.received or signal.Signals(signum).name
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -141,7 +163,10 @@ class Trainer:
         self.precision = select_precision(cfg.train.precision, device)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)
-        self.train_loader, self.val_loader = make_loaders(data, cfg, device)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.train_loader, self.val_loader = make_loaders(data, cfg, device, self.rank, self.world_size)
+        # every validation image, for whole-set scores and preflight (the same loader for one process)
+        self.val_whole = self.val_loader if self.world_size == 1 else make_loaders(data, cfg, device)[1]
         self.steps_per_epoch = len(self.train_loader)
         total = cfg.train.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
@@ -155,7 +180,7 @@ class Trainer:
         self.warning: str | None = None
         self._preflight_done = False
         self.progress = Progress()
-        self.history = History(run.history)
+        self.history = History(run.history) if distributed.is_main() else _NoHistory()
 
     # ------------------------------------------------------------ checkpoints
     def state(self) -> dict:
@@ -170,11 +195,23 @@ class Trainer:
             "warning": self.warning,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            **({"rng_ranks": distributed.all_gather_object(self._process_rng())} if self.world_size > 1 else {}),
         }
 
+    def _process_rng(self) -> dict:
+        """This process's generators (under torchrun each process draws its own noise)."""
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"torch": torch.get_rng_state(), "cuda": cuda}
+
     def save(self, which: str = "last") -> Path:
+        """Rank 0 writes; every process takes part (the state gathers each one's RNG) and waits until the
+        file is complete, so a process that exits next cannot make torchrun stop rank 0 half way."""
         path = self.run.last if which == "last" else self.run.best
-        checkpoint.save_atomic(self.state(), path)
+        distributed.broadcast_buffers(self.objective.model)
+        state = self.state()
+        if distributed.is_main():
+            checkpoint.save_atomic(state, path)
+        distributed.barrier()
         return path
 
     def restore(self, state: dict, source: Path) -> None:
@@ -202,6 +239,8 @@ class Trainer:
             torch.set_rng_state(state["rng"]["torch"].cpu())
             if state["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+            if self.rank > 0:
+                self._restore_process_rng(state.get("rng_ranks") or [])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GenlabError(f"{source} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}).") from None
         p = self.progress
@@ -209,18 +248,28 @@ class Trainer:
         reopened = p.epoch if p.step < self.total_steps else None
         self.history.truncate_after(p.step, p.ended_step, reopened)
 
+    def _restore_process_rng(self, saved: list[dict]) -> None:
+        """A process other than rank 0 continues its own generators when the checkpoint has them (same
+        number of processes or more before); one it has none for is seeded from (seed, rank, step)."""
+        if self.rank < len(saved):
+            torch.set_rng_state(saved[self.rank]["torch"].cpu())
+            if saved[self.rank]["cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved[self.rank]["cuda"].cpu(), self.device)
+        else:
+            torch.manual_seed(distributed.derived_seed(self.cfg.train.seed, self.rank, self.progress.step))
+
     # ------------------------------------------------------------ loop
     def fit(self, stop_after_steps: int | None = None) -> FitResult:
         """Train to the configured length; `stop_after_steps` ends early with a checkpoint (a test hook
         that behaves like an interruption)."""
         p = self.progress
         self.preflight()
-        bar = _progress_bar(self.cfg.train.progress, self.total_steps, p.step)
+        bar = _progress_bar(self.cfg.train.progress and distributed.is_main(), self.total_steps, p.step)
         last_val: dict[str, float] = {}
         self.objective.model.train()
         every = self.cfg.train.eval_every_steps
         try:
-            with _Signals() as sig:
+            with _Signals(repeat_aborts=self.world_size == 1) as sig:
                 while p.step < self.total_steps or self._epoch_end_pending():
                     t0 = time.perf_counter()
                     for batch in self.train_loader.batches(p.epoch, p.batch):
@@ -234,9 +283,10 @@ class Trainer:
                             last_val = self._evaluate("eval")
                         if p.step % self.cfg.train.checkpoint_every_steps == 0:
                             self.save()
-                        if sig.received:
+                        received = self._received(sig)
+                        if received:
                             path = self.save()
-                            raise TrainingInterrupted(sig.received, EXIT_CODES[sig.received], str(path))
+                            raise TrainingInterrupted(received, EXIT_CODES[received], str(path))
                         if stop_after_steps is not None and p.step >= stop_after_steps:
                             self.save()
                             return FitResult(p, self.best_metric, last_val, "stop_after_steps")
@@ -256,6 +306,15 @@ class Trainer:
             self.history.close()
         return FitResult(p, self.best_metric, last_val)
 
+    def _received(self, sig: _Signals) -> str | None:
+        """The signal to stop on. torchrun forwards a SIGTERM to every process, but each notices it at its
+        own moment: all stop at the first step boundary where any process has it."""
+        if self.world_size == 1:
+            return sig.received
+        flags = torch.tensor([float(sig.received == "SIGINT"), float(sig.received == "SIGTERM")])
+        sigint, sigterm = distributed.all_reduce_sum(flags).tolist()
+        return "SIGINT" if sigint else "SIGTERM" if sigterm else None
+
     def _epoch_end_pending(self) -> bool:
         """Stopped after an epoch's last due step but before its end-of-epoch evaluation ran."""
         p = self.progress
@@ -272,7 +331,11 @@ class Trainer:
             scores = ", ".join(getattr(self.objective, "score_names", ())) or "scores"
             raise GenlabError(f"the validation set has {self.val_loader.num_images} image(s); this objective's "
                               f"{scores} needs at least {need}. Raise data.val_fraction or data.val_limit.")
-        batch = next(iter(self.val_loader.batches()))
+        if self.val_loader.num_images < self.world_size:
+            raise GenlabError(f"the validation set has {self.val_loader.num_images} image(s), fewer than the "
+                              f"{self.world_size} processes, which each validate a share of it. Raise "
+                              f"data.val_fraction or data.val_limit, or start fewer processes.")
+        batch = next(iter(self.val_whole.batches()))
         self.objective.model.eval()
         with torch.no_grad(), autocast(self.device, self.precision):
             names = set(self.objective.eval_step(batch, torch.Generator(device=self.device).manual_seed(0)))
@@ -293,11 +356,10 @@ class Trainer:
         except NonFiniteLoss as exc:
             if self.cfg.train.on_nonfinite != "skip":
                 raise
-            self._skip(exc, batch.images.shape[0], time.perf_counter() - t + load_seconds, bar)
+            self._skip(exc, batch.images.shape[0] * self.world_size, time.perf_counter() - t + load_seconds, bar)
             return
-        values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist()))
+        values, b = self._global_means(terms, batch.images.shape[0])
         dt = time.perf_counter() - t + load_seconds
-        b = batch.images.shape[0]
         p.step += 1
         p.batch += 1
         p.images += b
@@ -319,6 +381,14 @@ class Trainer:
             postfix["warning"] = "see log"
         bar.set_postfix(postfix, refresh=False)
 
+    def _global_means(self, terms: dict[str, torch.Tensor], b: int) -> tuple[dict[str, float], int]:
+        """The step's loss terms as means over the global batch, and its number of images."""
+        local = torch.stack([v.float() for v in terms.values()])
+        if self.world_size == 1:
+            return dict(zip(terms, local.tolist())), b
+        means, total = distributed.weighted_mean(local, b)
+        return dict(zip(terms, means.tolist())), round(total)
+
     def _skip(self, exc: NonFiniteLoss, b: int, dt: float, bar) -> None:
         """train.on_nonfinite = "skip": the batch counts as seen (the data order stays that of an
         uninterrupted run) but updates nothing and adds nothing to the epoch means or the history."""
@@ -332,9 +402,10 @@ class Trainer:
         # The forward pass may already have written NaN into batch-norm running statistics; skipping
         # the optimiser step cannot undo that, so such a model is not trained on.
         bad = [n for n, t in self.objective.model.named_buffers() if t.is_floating_point() and not t.isfinite().all()]
-        if bad:
+        if distributed.any_process(bool(bad)):
+            where = f"the model's buffer {bad[0]!r}" if bad else "a model buffer on another process"
             raise NonFiniteLoss(f"{exc}; the batch was skipped but its forward pass left non-finite values in "
-                                f"the model's buffer {bad[0]!r}, so the run cannot go on")
+                                f"{where}, so the run cannot go on")
         if p.skipped_batches > limit:
             raise NonFiniteLoss(f"{exc}; {p.skipped_batches} batches skipped, more than "
                                 f"train.max_skipped_batches={limit}")
@@ -345,7 +416,9 @@ class Trainer:
     def _evaluate(self, scope: str) -> dict[str, float]:
         """Validate, log to history, and keep `best.pt` when the ranking metric improved."""
         p = self.progress
-        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed, self.device, self.precision)
+        distributed.broadcast_buffers(self.objective.model)  # every process validates rank 0's model
+        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed + self.rank, self.device, self.precision,
+                       whole=self.val_whole)
         self.history.write(scope, "val", p.epoch, p.step, p.images, p.seconds, val)
         value = val[self.best_metric]
         if math.isfinite(value) and (p.best_value is None or (
@@ -379,10 +452,26 @@ class Trainer:
             p.epoch += 1
             p.batch = 0
             p.epoch_sums, p.epoch_count = {}, 0
-            for cb in self.callbacks:
+            for cb in self.callbacks:  # train() hands callbacks (figures, TensorBoard) to rank 0 only
                 cb(self.objective, p)
         self.save("last")
         return val
+
+
+class _NoHistory:
+    """What processes other than rank 0 write the history to: nothing."""
+
+    def __init__(self):
+        self.listeners: list = []
+
+    def write(self, *args, **kwargs) -> None:
+        pass
+
+    def truncate_after(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _saved_step(path: Path) -> str:

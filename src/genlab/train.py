@@ -1,4 +1,8 @@
-"""`genlab train` as a function: config in, run folder out. The CLI is a thin shell around this."""
+"""`genlab train` as a function: config in, run folder out. The CLI is a thin shell around this.
+
+Started by torchrun with several processes, every process runs this function; genlab.distributed
+explains the division of work (rank 0 alone touches the run folder).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ from pathlib import Path
 
 import torch
 
-from genlab import checkpoint
+from genlab import checkpoint, distributed
 from genlab.config import RunConfig
 from genlab.data import DataBundle, load_data
-from genlab.device import select_device, set_determinism
+from genlab.device import set_determinism
 from genlab.engine import EpochCallback, FitResult, Progress, Trainer
 from genlab.models import build_model, is_gan
 from genlab.objectives import Objective, build_objective
-from genlab.run import RunDir, create_run, open_for_resume, plan_run, save_config
+from genlab.run import RunDir, create_run, existing_run, open_for_resume, plan_run, save_config
 
 log = logging.getLogger("genlab")
 
@@ -33,41 +37,89 @@ class TrainOutcome:
 
 
 def build_parts(cfg: RunConfig, device: torch.device):
-    data = load_data(cfg.data)
+    data = _load_data(cfg)
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
                         channels=data.channels, num_classes=data.num_classes).to(device)
+    if cfg.train.sync_batchnorm and distributed.world_size() > 1:
+        model = distributed.convert_sync_batchnorm(model, device)
     objective = build_objective(cfg, model, data.normalizer)
     return data, model, objective
+
+
+def _load_data(cfg: RunConfig) -> DataBundle:
+    """With data.download under torchrun, processes load in turns instead of all writing the same files at
+    once: rank 0, then the first process of every other machine (which finds rank 0's copy on a shared
+    disk, or downloads to its own), then the rest, which read what their machine has."""
+    if not (cfg.data.download and distributed.world_size() > 1):
+        return load_data(cfg.data)
+    launch = distributed.launch_from_env()
+    turn = 0 if launch.rank == 0 else 1 if launch.local_rank == 0 else 2
+    data = None
+    for phase in range(3):
+        if phase == turn:
+            data = load_data(cfg.data)
+        distributed.barrier()
+    assert data is not None
+    return data
 
 
 def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = False,
           resume: Path | None = None, stop_after_steps: int | None = None,
           callbacks: list[EpochCallback] | None = None) -> TrainOutcome:
-    """callbacks run after each epoch's evaluation, like the per-epoch sample grids (benchmarks use them)."""
+    """callbacks run after each epoch's evaluation, like the per-epoch sample grids (benchmarks use them).
+
+    Under torchrun (WORLD_SIZE > 1) it joins the process group for the run and leaves it afterwards;
+    callbacks then run on rank 0 only."""
+    launch = distributed.launch_from_env()
+    if launch.world_size == 1:
+        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, callbacks)
+    # The backend (NCCL or gloo) follows the device, so the config is read before the group exists;
+    # so is the batch split checked, which then fails on every process alike without one.
+    early = cfg if cfg is not None else existing_run(resume).read_config()
+    distributed.local_batch_size(early.train.batch_size, launch.world_size)
+    device = distributed.select_device(early.train.device, launch)
+    with distributed.session(launch, device), distributed.quiet_unless_main():
+        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, callbacks)
+
+
+def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: Path | None
+              ) -> tuple[RunDir, RunConfig]:
     if resume is not None:
-        run, cfg = open_for_resume(resume, cfg)
-    else:
-        assert cfg is not None
-        run = plan_run(cfg, out, overwrite)
+        return open_for_resume(resume, cfg)
+    assert cfg is not None
+    return plan_run(cfg, out, overwrite), cfg
+
+
+def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, overwrite: bool,
+           resume: Path | None, stop_after_steps: int | None, callbacks: list[EpochCallback] | None
+           ) -> TrainOutcome:
+    main = distributed.is_main()
+    run, cfg = distributed.main_first(lambda: _open_run(cfg, out, overwrite, resume), "opening the run folder")
+    distributed.local_batch_size(cfg.train.batch_size)  # before the data is loaded
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    set_determinism(cfg.train.seed, cfg.train.deterministic)
-    device = select_device(cfg.train.device)
+    set_determinism(cfg.train.seed + launch.rank, cfg.train.deterministic)  # per-process noise
+    device = distributed.select_device(cfg.train.device, launch)
     # Everything that can fail on a config or data mistake happens before the run folder is touched,
     # so --overwrite with a typo does not destroy the previous run.
     data, model, objective = build_parts(cfg, device)
-    if cfg.train.tensorboard:
+    if cfg.train.tensorboard and main:
         from genlab.live import require_tensorboard
 
         require_tensorboard()
     every_epoch = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
-    trainer = Trainer(objective, data, cfg, run, device, every_epoch + list(callbacks or []))
+    trainer = Trainer(objective, data, cfg, run, device, every_epoch + list(callbacks or []) if main else [])
     trainer.preflight()
     if resume is not None:
         # A bad or mismatched checkpoint is refused before anything (even the log) is written to the run.
-        trainer.restore(checkpoint.load(run.last, map_location="cpu"), run.last)
+        state = distributed.main_first(lambda: checkpoint.load(run.last, map_location="cpu"), "reading last.pt")
+        trainer.restore(state, run.last)
+        del state
     else:
-        create_run(run, cfg, overwrite)
+        distributed.main_first(lambda: create_run(run, cfg, overwrite), "creating the run folder")
+    distributed.broadcast_module(model)  # processes seeded differently built different weights
+    if not main:
+        return _train_other(trainer, stop_after_steps, run)
     handler = _log_to(run.log)
     live = None
     if cfg.train.tensorboard:
@@ -111,6 +163,12 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
         if live is not None:
             live.close()
         _close_log(handler)
+
+
+def _train_other(trainer: Trainer, stop_after_steps: int | None, run: RunDir) -> TrainOutcome:
+    """A process other than rank 0: it trains its share and leaves the end-of-training scores, figures
+    and every file to rank 0."""
+    return TrainOutcome(run, trainer.fit(stop_after_steps=stop_after_steps), [])
 
 
 def epoch_samples(data: DataBundle, cfg: RunConfig, run: RunDir):

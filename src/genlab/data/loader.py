@@ -2,6 +2,8 @@
 
 The order of epoch e is a permutation drawn from a generator seeded with (seed, e), so a run
 resumed at batch k of epoch e skips straight to the same k-th batch: no loader state to save.
+Several processes (torchrun) share one order: each takes its contiguous `shard` of every batch, so the
+batches do not depend on how many processes split them.
 Images stay uint8 until they reach the device (a quarter of the bytes of float32 to copy).
 """
 
@@ -72,10 +74,19 @@ def choose_placement(nbytes: int, device: torch.device, free_device_bytes: int |
     return "device" if nbytes <= DEVICE_SHARE * free_device_bytes else "pinned"
 
 
+def shard(n: int, rank: int, world_size: int) -> slice:
+    """Process `rank`'s contiguous part of n items; the sizes differ by at most one."""
+    return slice(rank * n // world_size, (rank + 1) * n // world_size)
+
+
 class BatchLoader:
+    """`batch_size` is the global batch; with world_size > 1 each batch yields only this rank's shard
+    (ranks whose shard of a short last batch is empty skip it)."""
+
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
                  seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,
-                 device: torch.device | str = "cpu", channels_last: bool = False):
+                 device: torch.device | str = "cpu", channels_last: bool = False, rank: int = 0,
+                 world_size: int = 1):
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
@@ -90,6 +101,8 @@ class BatchLoader:
         self.placement = choose_placement(images.nbytes, self.device) if len(images) else "host"
         self._on_device = torch.from_numpy(np.ascontiguousarray(images)).to(self.device) \
             if self.placement == "device" else None
+        self.rank = rank
+        self.world_size = world_size
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -110,8 +123,12 @@ class BatchLoader:
         flip_rng = np.random.default_rng([self.seed, epoch, 1])
         flips = flip_rng.random(len(order)) < 0.5 if self.hflip else None
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self._make(idx, None if flips is None else flips[b * self.batch_size:(b + 1) * self.batch_size])
+            batch = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = order[batch]
+            mine = shard(len(idx), self.rank, self.world_size)  # flips stay those of the global positions
+            if mine.start == mine.stop:
+                continue
+            yield self._make(idx[mine], None if flips is None else flips[batch][mine])
 
     def _make(self, idx: np.ndarray, flips: np.ndarray | None) -> Batch:
         sorted_idx = np.sort(idx)  # sorted reads are kinder to memory-mapped arrays

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from genlab import distributed
 from genlab.config import OptimConfig
 from genlab.errors import NonFiniteLoss
 
@@ -38,10 +39,14 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: 
 
 
 class Stepper:
-    """zero_grad -> finite check -> backward (scaled for fp16) -> optional clipping -> step.
+    """zero_grad -> finite check -> backward (scaled for fp16) -> gradient averaging across processes ->
+    optional clipping -> step.
 
-    Objectives call this instead of `loss.backward()` so that precision, clipping and the
-    NaN/inf guard are the engine's business, identical for every model.
+    Objectives call this instead of `loss.backward()` so that precision, clipping, the NaN/inf guard and
+    the synchronisation of several processes (genlab.distributed says why here and not DDP) are the
+    engine's business, identical for every model. Under torchrun every decision to stop is taken by all
+    processes together: the finite check counts any process's non-finite term, and the gradient norm is
+    that of the averaged, hence identical, gradients.
     """
 
     def __init__(self, grad_clip: float | None = None, scaler: torch.amp.GradScaler | None = None):
@@ -50,17 +55,16 @@ class Stepper:
         self.step_index = 0
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
-        if not torch.isfinite(values).all():  # one device sync for all terms
-            name, value = next((k, v) for k, v in terms.items() if not torch.isfinite(v).all())
-            raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at step {self.step_index}")
+        self._check_finite(terms)
         optimizer.zero_grad(set_to_none=True)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            distributed.average_gradients(params)  # scaled alike on every process, so averaged before unscaling
             self.scaler.unscale_(optimizer)
         else:
             loss.backward()
+            distributed.average_gradients(params)
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         elif self.scaler is None:  # with a scaler, inf/NaN gradients make it skip the step instead
@@ -73,3 +77,16 @@ class Stepper:
             self.scaler.update()
         else:
             optimizer.step()
+
+    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
+        bad = ~torch.isfinite(values)
+        if distributed.world_size() > 1:  # any process's NaN stops (or skips) the step on all of them
+            bad = distributed.all_reduce_sum(bad.float()) > 0
+        if not bad.any():  # one device sync for all terms
+            return
+        name = list(terms)[int(bad.nonzero()[0])]
+        value = terms[name].detach()
+        if torch.isfinite(value).all():
+            raise NonFiniteLoss(f"loss term {name!r} is not finite on another process at step {self.step_index}")
+        raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at step {self.step_index}")
