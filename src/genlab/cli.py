@@ -1,4 +1,5 @@
-"""Command line: `genlab train | eval | compare | figures | report | explore | export | weights | models | configs`.
+"""Command line: `genlab train | eval | compare | results | figures | report | explore | export | weights | models |
+configs`.
 
 Errors in user input print one paragraph, no traceback."""
 
@@ -68,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="text", choices=["text", "markdown", "csv"], help="table format (text)")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    rs = sub.add_parser("results", help="seed settings vs recommended configs, per experiment, from run folders")
+    rs.add_argument("runs", type=Path, nargs="?", default=Path("runs"),
+                    help="the folder holding the run folders (default runs)")
+    rs.add_argument("--format", default="text", choices=["text", "markdown", "csv"], help="table format (text)")
+    rs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     w = sub.add_parser("weights", help="list the pretrained weights metrics use, or fetch and verify one")
     w.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
     w.add_argument("name", nargs="?", help="which weights to fetch (e.g. inception)")
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "results":
+            return cmd_results(args)
         if args.command == "weights":
             return cmd_weights(args)
         if args.command == "export":
@@ -242,6 +251,17 @@ def cmd_compare(args) -> int:
     from genlab.compare import compare_table, render
 
     print(render(*compare_table(args.run_dirs), args.format), end="")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from genlab.compare import render
+    from genlab.results import results_rows
+
+    if not args.runs.is_dir():
+        raise GenlabError(f"{args.runs} is not a folder; give the folder that holds the run folders "
+                          f"(output.root of the configs, default runs).")
+    print(render(*results_rows(args.runs), args.format), end="")
     return 0
 
 

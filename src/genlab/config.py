@@ -81,6 +81,9 @@ class ObjectiveConfig(_Section):
         description="mean: averaged over every pixel (PyTorch-VAE, seed 001); "
         "sum: summed over each image's pixels, averaged over the batch (Kingma & Welling)",
     )
+    # mse only: the squared error divided by 2·std², i.e. the negative log-likelihood of a Gaussian decoder
+    # with this fixed std in data units (constant dropped). null keeps the plain squared error (std 1/√2).
+    likelihood_std: float | None = Field(None, gt=0.0)
     beta: float = Field(1.0, ge=0.0)
     kld_weight: float = Field(1.0, ge=0.0)
     noise_std: float = Field(0.0, ge=0.0)
@@ -98,6 +101,14 @@ class ObjectiveConfig(_Section):
     d_loss_floor: float = Field(0.01, ge=0.0)
     g_loss_ceiling: float = Field(20.0, gt=0.0)
     stop_on_collapse: bool = False
+
+    @model_validator(mode="after")
+    def _likelihood_std_fits(self) -> ObjectiveConfig:
+        if self.likelihood_std is not None and (self.recon_loss != "mse" or self.reduction != "sum"):
+            raise ValueError("objective.likelihood_std sets the std of a Gaussian decoder, a per-image likelihood: "
+                             "it needs recon_loss: mse and reduction: sum "
+                             f"(got recon_loss: {self.recon_loss}, reduction: {self.reduction})")
+        return self
 
 
 class OptimConfig(_Section):

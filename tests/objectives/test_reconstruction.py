@@ -97,3 +97,22 @@ def test_eval_terms_match_the_loss_functions_on_a_real_model():
 def test_bce_with_wrong_normalisation_is_refused():
     with pytest.raises(GenlabError, match="zero_one"):
         _obj(Recorder(), recon_loss="bce")
+
+
+def test_likelihood_std_is_the_gaussian_negative_log_likelihood():
+    """Summed squared error / (2 std²) = -log N(x; x̂, std² I) up to a constant, per image."""
+    model = Recorder(variational=False)
+    terms = _obj(model, reduction="sum", likelihood_std=0.1).train_step(_batch(), 0, Stepper())
+    x_hat, x = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    nll = -torch.distributions.Normal(x_hat, 0.1).log_prob(x).sum()
+    constant = 16 * 0.5 * torch.log(torch.tensor(2 * torch.pi * 0.1 ** 2))
+    assert terms["recon"].item() == pytest.approx((nll - constant).item(), rel=1e-5)
+    assert terms["recon"].item() == pytest.approx(16 * 0.25 / (2 * 0.01), rel=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [{"reduction": "mean", "likelihood_std": 0.1},
+                                 {"recon_loss": "bce", "reduction": "sum", "likelihood_std": 0.1}])
+def test_likelihood_std_needs_a_per_image_gaussian(cfg):
+    from genlab.config import validate
+    with pytest.raises(GenlabError, match="likelihood_std .*needs recon_loss: mse and reduction: sum"):
+        validate({"model": {"name": "vae"}, "data": {"name": "digits"}, "objective": cfg})

@@ -102,9 +102,14 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """Stride-2 convs down to 4x4 (4 of them at 64x64), LeakyReLU 0.2, BatchNorm after the first,
-    then a 4x4 conv to a single logit (the sigmoid lives in the loss)."""
+    then a 4x4 conv to a single logit (the sigmoid lives in the loss).
 
-    def __init__(self, image_size: int, channels: int, width: int, num_classes: int):
+    spectral_norm: every conv's weight divided by its largest singular value, and no BatchNorm
+    (Miyato et al. 2018): D becomes 1-Lipschitz per layer, so it cannot win outright by sharpening its
+    decision, the failure the seed-004 settings show (D's loss on fakes near 0, G's loss climbing).
+    """
+
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int, spectral_norm: bool = False):
         super().__init__()
         n_down = int(math.log2(image_size // 4))
         self.labels = LabelMap(num_classes, image_size) if num_classes else None
@@ -112,10 +117,18 @@ class DCGANDiscriminator(nn.Module):
         c_in, c = channels + (1 if num_classes else 0), width
         layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(n_down - 1):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, True)]
+            norm = [] if spectral_norm else [nn.BatchNorm2d(c * 2)]
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), *norm, nn.LeakyReLU(0.2, True)]
             c *= 2
         layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False), nn.Flatten()]
         self.net = nn.Sequential(*layers)
+        self.spectral_norm = spectral_norm
+
+    def apply_spectral_norm(self) -> None:
+        """After initialisation: the parametrisation keeps the initialised weight as its `original`."""
+        for m in self.net:
+            if isinstance(m, nn.Conv2d):
+                nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         _check_labels(self.num_classes, labels)
@@ -125,7 +138,7 @@ class DCGANDiscriminator(nn.Module):
 
 
 def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
-          d_width: int = 64, conditional: bool = False, label_dim: int = 50) -> GAN:
+          d_width: int = 64, conditional: bool = False, label_dim: int = 50, d_spectral_norm: bool = False) -> GAN:
     valid = [8 * 2**k for k in range(1, 6)]
     if image_size not in valid:
         raise ValueError(f"dcgan doubles from 8x8, so image_size must be one of {valid} (got {image_size})")
@@ -133,9 +146,11 @@ def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: i
         raise ValueError("conditional dcgan needs a labelled data set (one sub-folder per class, or labels)")
     k = num_classes if conditional else 0
     g = DCGANGenerator(latent_dim, image_size, channels, g_width, k, label_dim)
-    d = DCGANDiscriminator(image_size, channels, d_width, k)
+    d = DCGANDiscriminator(image_size, channels, d_width, k, d_spectral_norm)
     model = GAN(g, d, latent_dim, k, (channels, image_size, image_size))
     model.apply(dcgan_init)
+    if d_spectral_norm:
+        d.apply_spectral_norm()
     return model
 
 
@@ -166,27 +181,41 @@ class CGANGenerator(nn.Module):
 
 
 class CGANDiscriminator(nn.Module):
-    """Seed 003: [image, label map] -> 3 convs (BatchNorm + LeakyReLU) -> dense -> one logit."""
+    """Seed 003: [image, label map] -> 3 convs (BatchNorm + LeakyReLU) -> dense -> one logit.
 
-    def __init__(self, image_size: int, channels: int, width: int, num_classes: int):
+    conditioning "projection" (Miyato & Koyama 2018) drops the label map and adds the inner product of
+    a learned class embedding with the image features to the logit: D must then judge whether the
+    image fits its class, not only whether it is real, which is what class accuracy measures.
+    """
+
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int,
+                 conditioning: str = "label_map"):
         super().__init__()
+        if conditioning not in ("label_map", "projection"):
+            raise ValueError(f"d_conditioning must be 'label_map' or 'projection' (got {conditioning!r})")
         self.num_classes = num_classes
-        self.labels = LabelMap(num_classes, image_size)
+        self.labels = LabelMap(num_classes, image_size) if conditioning == "label_map" else None
         s = image_size // 4
-        self.net = nn.Sequential(
-            nn.Conv2d(channels + 1, width // 2, 4, 2, 1), nn.LeakyReLU(0.2, True),
+        self.net = nn.Sequential(  # features, then the last layer: the unconditional logit
+            nn.Conv2d(channels + (self.labels is not None), width // 2, 4, 2, 1), nn.LeakyReLU(0.2, True),
             nn.Conv2d(width // 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True),
             nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True),
             nn.Flatten(), nn.Linear(width * s * s, 1),
         )
+        self.class_embed = nn.Embedding(num_classes, width * s * s) if self.labels is None else None
+        if self.class_embed is not None:  # Embedding's default N(0, 1) over thousands of features would
+            nn.init.normal_(self.class_embed.weight, 0.0, 0.02)  # swamp the logit at the start
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         _check_labels(self.num_classes, labels)
-        return self.net(self.labels(x, labels)).view(-1)
+        if self.class_embed is None:
+            return self.net(self.labels(x, labels)).view(-1)
+        h = self.net[:-1](x)
+        return (self.net[-1](h) + (self.class_embed(labels) * h).sum(1, keepdim=True)).view(-1)
 
 
 def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
-         d_width: int = 64, label_dim: int = 50) -> GAN:
+         d_width: int = 64, label_dim: int = 50, d_conditioning: str = "label_map") -> GAN:
     if not num_classes:
         raise ValueError("cgan needs a labelled data set (mnist, fashion_mnist, npz with labels, or one "
                          "sub-folder per class)")
@@ -194,7 +223,7 @@ def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: in
         raise ValueError(f"cgan upsamples twice from image_size/4, so image_size must be a multiple of 4 "
                          f"(got {image_size})")
     g = CGANGenerator(latent_dim, image_size, channels, g_width, num_classes, label_dim)
-    d = CGANDiscriminator(image_size, channels, d_width, num_classes)
+    d = CGANDiscriminator(image_size, channels, d_width, num_classes, d_conditioning)
     model = GAN(g, d, latent_dim, num_classes, (channels, image_size, image_size))
     model.apply(dcgan_init)
     return model

@@ -46,6 +46,8 @@ class Reconstruction:
         post = self.model.encode(self.corrupt(x, generator))
         recon = reconstruction_loss(self.model.decode(post.rsample(generator)), x, self.cfg.recon_loss,
                                     self.cfg.reduction)
+        if self.cfg.likelihood_std is not None:
+            recon = recon / (2 * self.cfg.likelihood_std ** 2)
         if post.logvar is None:
             return {"loss": recon, "recon": recon}
         kl = kl_divergence(post.mean, post.logvar)

@@ -1,0 +1,100 @@
+"""Training cost of each recommended config against its seed config, measured side by side in one process.
+
+"Equal or lower training wall time" is a ratio, and ratios measured in one run hold on a noisy shared
+machine while the wall times of runs made hours apart under other loads do not. For each experiment
+this builds both configs' real Trainers (model, objective, optimiser, batch size, layout) on synthetic
+uint8 data of the experiment's shape, times them in alternating blocks of steps, and prints
+
+  seed s/img, recommended s/img, their ratio, each config's epochs, and
+  wall-time ratio = (recommended epochs x recommended s/img) / (seed epochs x seed s/img)
+
+which is the recommended run's training time as a share of the seed run's on the same data (the
+epoch sizes are equal). Below 1 means the recommended config needs less time than the seed's.
+
+    python bench/recommended_cost.py            # every experiment (about 3 minutes on 2 cores)
+    python bench/recommended_cost.py dae        # one
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genlab.config import RunConfig, load, validate
+from genlab.data import DataBundle, ImageSet, Normalizer
+from genlab.engine import Trainer
+from genlab.models import build_model
+from genlab.objectives import build_objective
+from genlab.run import create_run, plan_run
+
+# experiment: (seed config, recommended config, channels, classes)
+PAIRS = {
+    "betavae_cats": ("betavae_cats", "betavae_cats_recommended", 3, 0),
+    "dae": ("dae_fashion_mnist", "dae_fashion_mnist_recommended", 1, 10),
+    "cgan": ("cgan_mnist", "cgan_mnist_recommended", 1, 10),
+    "dcgan": ("dcgan_anime64", "dcgan_anime64_recommended", 3, 0),
+}
+BLOCKS, STEPS, WARMUP = 3, 6, 2
+
+
+def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Trainer:
+    """The config's own training step on random images of its shape (no data set needed)."""
+    size, batch = cfg.data.image_size, cfg.train.batch_size
+    data_cfg = {"name": "digits", "image_size": size, "grayscale": channels == 1, "hflip": cfg.data.hflip,
+                "normalize": cfg.data.normalize}
+    cfg = validate({**cfg.to_dict(), "data": data_cfg, "output": {"root": str(tmp)},
+                    "train": {**cfg.train.model_dump(mode="json"), "progress": False, "figures": False,
+                              "epoch_samples": False, "checkpoint_every_steps": 10**9, "threads": None,
+                              "eval_every_steps": None}})
+    n = batch * (BLOCKS * STEPS + WARMUP + 2)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+    labels = rng.integers(0, max(classes, 1), n) if classes else None
+    names = [str(i) for i in range(classes)] if classes else []
+    norm = Normalizer(cfg.data.normalize, channels)
+    data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], None if labels is None
+                      else labels[:batch], names), channels, size, norm)
+    torch.manual_seed(0)
+    net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=channels, num_classes=classes)
+    run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)
+    return Trainer(build_objective(cfg, net, norm), data, cfg, run, torch.device("cpu"))
+
+
+def seconds_per_image(trainers: list[Trainer]) -> list[float]:
+    """Alternating blocks, so a load change on the machine hits both configs alike."""
+    for t in trainers:
+        t.fit(stop_after_steps=WARMUP)
+    spent, images = [0.0] * len(trainers), [0] * len(trainers)
+    for _ in range(BLOCKS):
+        for i, t in enumerate(trainers):
+            start, n0 = time.perf_counter(), t.progress.images
+            t.fit(stop_after_steps=t.progress.step + STEPS)
+            spent[i] += time.perf_counter() - start
+            images[i] += t.progress.images - n0
+    return [s / n for s, n in zip(spent, images)]
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(PAIRS)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {BLOCKS} alternating blocks of "
+          f"{STEPS} steps per config after {WARMUP} warm-up steps\n")
+    head = (f"{'experiment':14s} {'seed ms/img':>11s} {'rec ms/img':>10s} {'per-image':>9s} {'seed ep':>7s} "
+            f"{'rec ep':>6s} {'wall-time ratio':>15s}")
+    print(head + "\n" + "-" * len(head))
+    for name in names:
+        seed_name, rec_name, ch, classes = PAIRS[name]
+        seed_cfg, rec_cfg = load(seed_name), load(rec_name)
+        with tempfile.TemporaryDirectory() as tmp:
+            s, r = seconds_per_image([trainer_for(seed_cfg, ch, classes, Path(tmp) / "seed"),
+                                      trainer_for(rec_cfg, ch, classes, Path(tmp) / "rec")])
+        es, er = seed_cfg.train.epochs, rec_cfg.train.epochs
+        print(f"{name:14s} {1e3 * s:11.3f} {1e3 * r:10.3f} {r / s:8.2f}x {es:7d} {er:6d} {er * r / (es * s):14.2f}x")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
