@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     xp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     sub.add_parser("models", help="list registered models and their arguments")
-    sub.add_parser("configs", help="list bundled configs")
+    cf = sub.add_parser("configs", help="list bundled configs, or print one with its comments")
+    cf.add_argument("name", nargs="?", help="a bundled config to print (e.g. cgan_mnist_recommended)")
     return p
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models()
         if args.command == "configs":
-            return cmd_configs()
+            return cmd_configs(args.name)
         _parser().print_help()
         return 0
     except GenlabError as exc:
@@ -326,11 +327,16 @@ def cmd_models() -> int:
     return 0
 
 
-def cmd_configs() -> int:
-    from genlab.config import packaged_configs
+def cmd_configs(name: str | None = None) -> int:
+    from genlab.config import PACKAGED_CONFIGS, packaged_configs
 
-    for name in packaged_configs():
-        print(name)
+    if name is None:
+        for known in packaged_configs():
+            print(known)
+        return 0
+    if name not in packaged_configs():
+        raise GenlabError(f"no bundled config named {name!r}; bundled: {', '.join(packaged_configs())}.")
+    print((PACKAGED_CONFIGS / f"{name}.yaml").read_text(), end="")
     return 0
 
 
