@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,6 +34,7 @@ class TrainOutcome:
     run: RunDir
     result: FitResult
     figures: list[Path]
+    warnings: list[str] = field(default_factory=list)  # the collapse warning, if training gave one
 
 
 def build_parts(cfg: RunConfig, device: torch.device):
@@ -141,8 +142,9 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
                      trainer.progress.epoch + 1, trainer.progress.batch)
         started = True
         result = trainer.fit(stop_after_steps=stop_after_steps)
+        warnings = [trainer.latent_warning] if trainer.latent_warning else []
         if result.stopped_early == "stop_after_steps":
-            return TrainOutcome(run, result, [])
+            return TrainOutcome(run, result, [], warnings)
         # Plotting and metric libraries load only now: a training process starts in half the time.
         from genlab.evaluate import EvalSettings, evaluate_loaded
         from genlab.figures import LoadedRun, render
@@ -151,7 +153,7 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
         evaluate_loaded(LoadedRun(run, cfg, model, data, result.progress.step), list(end_metrics), which="last",
                         settings=EvalSettings(seed=cfg.train.seed), device=str(device), strict=False)
         figures = render(model, data, cfg, run) if cfg.train.figures else []
-        return TrainOutcome(run, result, figures)
+        return TrainOutcome(run, result, figures, warnings)
     except BaseException:
         # A config or data problem found before training began: drop the new, empty run folder, or it
         # would make the corrected command fail with "run folder ... already exists".
