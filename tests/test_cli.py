@@ -275,7 +275,7 @@ def test_train_writes_the_run_folder(trained):
     assert figures == [f"figure:       {run / 'figures' / name}" for name in names]
     assert any(re.fullmatch(r"validation:   loss=[\d.e+]+, recon=[\d.e+]+, kl=[\d.e+-]+, active_units=\d+, "
                             r"kl_dims_max=[\d.e+-]+", line) for line in lines)
-    assert not any(line.startswith("warning:") for line in lines)
+    assert not any(line.startswith("warning:") for line in lines)  # quickstart: settings that fit together
     assert re.fullmatch(r"trained:      3 steps, 48 images in [\d.]+ s \(\d+ images/s\)", lines[-1]), lines[-1]
     assert "Traceback" not in stderr
     assert "(64 train / 16 validation images, 1x32x32)" in stderr

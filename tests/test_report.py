@@ -140,8 +140,11 @@ def test_latent_usage_and_warnings_are_shown(runs, tmp_path):
     shutil.copytree(runs[0], copy)
     stats["warning"] = "posterior collapse after epoch 2: only 0 of 3 latent dimensions are active"
     (copy / "latent_stats.json").write_text(json.dumps(stats))
+    config = (copy / "config.yaml").read_text().replace("normalize: minus_one_one", "normalize: imagenet")
+    (copy / "config.yaml").write_text(config)
     section = _section(build_report([copy]), "run-1")
     assert f'<p class="warning">Warning: {stats["warning"]}</p>' in section
+    assert '<p class="warning">Config warning: model.output_activation &#x27;tanh&#x27; produces' in section
 
 
 def test_runs_of_the_same_name_and_a_bare_run_folder(runs, tmp_path):

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from genlab import __version__
-from genlab.config import DEFAULT_BEST_METRIC, read_yaml
+from genlab.config import DEFAULT_BEST_METRIC, read_yaml, validate
+from genlab.consistency import check_consistency
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
 from genlab.metrics.latent_usage import read_stats
@@ -174,6 +175,7 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
     parts = [f'<section class="run" id="run-{i + 1}"><h2>Run {i + 1}: {_e(info.label)}</h2>',
              f'<p class="muted">{_e(info.run.path)}</p><h3>Configuration</h3>', _summary(info),
              "<details><summary>config.yaml</summary><pre>" + _e(info.run.config.read_text()) + "</pre></details>",
+             *(f'<p class="warning">Config warning: {_e(note)}</p>' for note in _config_warnings(info.config)),
              "<h3>Per-epoch losses</h3>"]
     cols, rows = epoch_rows(info.history)
     parts.append(_table([_e(c) for c in cols], [[_num(r.get(c, "")) for c in cols] for r in rows]) if rows
@@ -191,6 +193,14 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
         parts.append(f"<details><summary>Fixed-noise samples after each epoch ({len(info.epoch_figures)})</summary>"
                      f'<div class="figs">{figs}</div></details>')
     return "".join(parts) + "</section>"
+
+
+def _config_warnings(config: dict[str, Any]) -> list[str]:
+    """What `genlab train` warned about this config before it started (rules of this genlab version)."""
+    try:
+        return check_consistency(validate(config, "config.yaml"))
+    except GenlabError as exc:  # a config this version refuses: say so rather than fail the whole report
+        return [str(exc)]
 
 
 def _latent_usage(stats: dict[str, Any]) -> str:
