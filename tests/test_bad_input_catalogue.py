@@ -178,6 +178,14 @@ CASES = [
          "objective.kind: reconstruction."),
     Case("config: BCE loss with data in [-1, 1]", train("quickstart", *OUT, "--set", "objective.recon_loss=bce"),
          "objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one (now 'minus_one_one')"),
+    Case("config: sigmoid output with data in [-1, 1]",
+         train("quickstart", *OUT, "--set", "model.output_activation=sigmoid"),
+         "model.output_activation 'sigmoid' produces values in (0, 1), but data.normalize 'minus_one_one' puts pixels "
+         "in [-1.00, 1.00]: it cannot produce 50% of the pixel range"),
+    Case("config: sigmoid output with ImageNet normalisation",
+         train("quickstart", *OUT, "--set", "model.output_activation=sigmoid", "--set", "data.normalize=imagenet"),
+         "Set data.normalize: zero_one with a sigmoid, or model.output_activation: tanh with data.normalize: "
+         "minus_one_one."),
     Case("config: YAML syntax error", train("{tmp}/broken.yaml", *OUT),
          "<tmp>/broken.yaml: YAML syntax error at line 3, column 11: mapping values are not allowed here.",
          setup=write("broken.yaml", "model:\n  name: vae\ndata: name: digits\ntrain:\n  epochs: 1\n")),

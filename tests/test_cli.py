@@ -293,9 +293,11 @@ def test_train_writes_the_run_folder(trained):
     assert f"history:      {run / 'history.csv'}" in lines
     figures = [line for line in lines if line.startswith("figure:")]
     names = ["samples.png", "loss_curves.png", "loss_table.csv", "loss_table.md", "reconstructions.png",
-             "traversal.png", "traversal_prior.png", "interpolation.png", "tsne.png"]
+             "traversal.png", "traversal_prior.png", "interpolation.png", "tsne.png", "kl_per_dim.png"]
     assert figures == [f"figure:       {run / 'figures' / name}" for name in names]
-    assert any(re.fullmatch(r"validation:   loss=[\d.e+]+, recon=[\d.e+]+, kl=[\d.e+-]+", line) for line in lines)
+    assert any(re.fullmatch(r"validation:   loss=[\d.e+]+, recon=[\d.e+]+, kl=[\d.e+-]+, active_units=\d+, "
+                            r"kl_dims_max=[\d.e+-]+", line) for line in lines)
+    assert not any(line.startswith("warning:") for line in lines)  # quickstart: settings that fit together
     assert re.fullmatch(r"trained:      3 steps, 48 images in [\d.]+ s \(\d+ images/s\)", lines[-1]), lines[-1]
     assert "Traceback" not in stderr
     assert "(64 train / 16 validation images, 1x32x32)" in stderr

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import re
 import signal
 
 import pytest
@@ -322,3 +324,82 @@ def test_channels_last_trains_the_same_numbers(tmp_path):
     assert runs[False] == pytest.approx(runs[True], rel=1e-4)
     assert uses_channels_last(tiny_config(data={"image_size": 64})) and not uses_channels_last(tiny_config())
     assert not uses_channels_last(tiny_config(data={"image_size": 64}, train={"channels_last": False}))
+
+
+# ---------------------------------------------------------------- latent usage (VAEs)
+
+# A VAE small enough for seconds on a CPU that still learns to use its 4 latent dimensions in one epoch.
+LATENT = {"data": {"limit": 512, "val_limit": 64, "hflip": False}, "optim": {"lr": 0.01, "scheduler": "none"},
+          "train": {"batch_size": 16, "epochs": 3, "checkpoint_every_steps": 1000}}
+
+
+def _latent_config(name: str, model: dict | None = None, objective: dict | None = None, data: dict | None = None):
+    return tiny_config(name=name, model={"hidden_dims": [8, 16], "latent_dim": 4, **(model or {})},
+                       objective=objective or {}, data={**LATENT["data"], **(data or {})},
+                       optim=LATENT["optim"], train=LATENT["train"])
+
+
+class _Bar:
+    """Stands in for the tqdm bar and keeps every postfix it was given."""
+
+    def __init__(self, *args, **kwargs):
+        self.postfixes: list[dict] = []
+
+    def set_postfix(self, postfix, refresh=True):
+        self.postfixes.append(dict(postfix))
+
+    def update(self, n=1):
+        pass
+
+    def set_description(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def _val_epoch_rows(run_dir):
+    return [r for r in _rows(run_dir) if r["scope"] == "epoch" and r["split"] == "val"]
+
+
+def test_a_vae_whose_kl_overwhelms_the_likelihood_gets_the_collapse_warning(tmp_path, monkeypatch, genlab_log):
+    from genlab import engine
+
+    bar = _Bar()
+    monkeypatch.setattr(engine, "_progress_bar", lambda *a, **k: bar)
+    # seed 001's pixel-mean reduction with a huge beta: the KL term wins and the posterior collapses
+    out = train(_latent_config("collapse", objective={"beta": 1000.0, "reduction": "mean"}), out=tmp_path)
+    collapse = [r for r in genlab_log.records if r.getMessage().startswith("posterior collapse")]
+    assert len(collapse) == 1 and collapse[0].levelname == "WARNING"  # logged once, not at every epoch end
+    message = collapse[0].getMessage()
+    assert re.match(r"posterior collapse after epoch 2 \(2 epoch ends in a row\): only [01] of 4 latent", message)
+    assert "KL " in message and "objective.reduction: sum" in message and "objective.kl_warmup_steps" in message
+    rows = _val_epoch_rows(out.run.path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and all(int(r["active_units"]) < 2 for r in rows)
+    assert all(float(r["kl_dims_max"]) >= 0 for r in rows)
+    stats = json.loads(out.run.latent_stats.read_text())
+    assert (stats["epoch"], stats["latent_dim"], stats["warning"]) == (2, 4, message)
+    assert len(stats["kl_per_dim"]) == 4 and stats["active_units"] == int(rows[-1]["active_units"])
+    assert checkpoint.load(out.run.last)["latent"]["warning"] == message
+    assert out.warnings[-1] == message and out.warnings[0].startswith("objective.reduction 'mean'")
+    assert bar.postfixes[-1]["active"] == f"{stats['active_units']}/4" and bar.postfixes[-1]["warning"] == "see log"
+    assert message in out.run.log.read_text()
+
+
+def test_a_textbook_vae_uses_its_latent_space_and_gets_no_warning(tmp_path, genlab_log):
+    cfg = _latent_config("healthy", model={"output_activation": "sigmoid"}, objective={"reduction": "sum"},
+                         data={"normalize": "zero_one"})
+    out = train(cfg, out=tmp_path)
+    assert not any("posterior collapse" in r.getMessage() for r in genlab_log.records)
+    assert out.warnings == []
+    assert all(int(r["active_units"]) >= 2 for r in _val_epoch_rows(out.run.path))
+    assert json.loads(out.run.latent_stats.read_text())["warning"] is None
+
+
+@pytest.mark.parametrize("family", ["ae", "cgan"])
+def test_models_without_a_kl_get_no_latent_usage(tmp_path, family):
+    extra = {"ae": {"model": {"name": "ae"}}, "cgan": GAN}[family]
+    out = train(tiny_config(**extra, train={"epochs": 1}), out=tmp_path)
+    assert "active_units" not in _rows(out.run.path)[0]
+    assert not out.run.latent_stats.exists()
+    assert checkpoint.load(out.run.last)["latent"] == {"warning": None, "flags": [], "active": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import shutil
 import time
@@ -84,7 +85,7 @@ def test_two_runs_give_one_self_contained_page(runs):
 
     # One <img> per figure PNG of each run (epoch samples included), each the file's bytes as a data URI.
     files = [p for run in runs for p in _pngs(run)]
-    assert len(files) == 7 + 3 + 2  # VAE: 7 figures + 3 epoch samples; cGAN: samples + loss curves
+    assert len(files) == 8 + 3 + 2  # VAE: 8 figures (kl_per_dim too) + 3 epoch samples; cGAN: samples + loss curves
     assert len(page.imgs) == len(files)
     embedded = []
     for img in page.imgs:
@@ -126,6 +127,24 @@ def test_single_run_has_its_figures_and_config_summary_and_no_comparison(runs):
                  "96 train / 24 validation", "18 steps, 288 images", "3 of 3 epochs completed", "adam (lr=0.003"):
         assert fact in text, fact
     assert "<th>val_loss</th>" in text  # the per-epoch loss table
+
+
+def test_latent_usage_and_warnings_are_shown(runs, tmp_path):
+    text = build_report(list(runs))
+    vae, gan = _section(text, "run-1"), _section(text, "run-2")
+    stats = json.loads((runs[0] / "latent_stats.json").read_text())
+    assert f"{stats['active_units']} of 3 latent dimensions active" in vae and "after epoch 3, step 18" in vae
+    assert "Latent usage" not in gan and "posterior collapse warning" in _section(text, "comparison")
+    assert "KL per latent dimension and active units" in text  # the kl_per_dim figure's title
+    copy = tmp_path / "tiny_vae"
+    shutil.copytree(runs[0], copy)
+    stats["warning"] = "posterior collapse after epoch 2: only 0 of 3 latent dimensions are active"
+    (copy / "latent_stats.json").write_text(json.dumps(stats))
+    config = (copy / "config.yaml").read_text().replace("normalize: minus_one_one", "normalize: imagenet")
+    (copy / "config.yaml").write_text(config)
+    section = _section(build_report([copy]), "run-1")
+    assert f'<p class="warning">Warning: {stats["warning"]}</p>' in section
+    assert '<p class="warning">Config warning: model.output_activation &#x27;tanh&#x27; produces' in section
 
 
 def test_runs_of_the_same_name_and_a_bare_run_folder(runs, tmp_path):
@@ -185,7 +204,7 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
                     comparison_table: document.querySelector('#comparison table') !== null,
                     fetched: performance.getEntriesByType('resource').map(e => e.name),
                     height: document.documentElement.scrollHeight};""")
-        assert state["broken"] == [] and state["images"] == 12 and state["without_alt"] == 0
+        assert state["broken"] == [] and state["images"] == 13 and state["without_alt"] == 0
         assert state["metrics_table"] and state["metrics_rows"] >= 4 and state["comparison_table"]
         assert state["fetched"] == []  # self-contained: nothing requested beyond the file itself
         browser.set_window_size(1280, min(state["height"] + 100, 12000))  # the whole page in one screenshot

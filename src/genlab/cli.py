@@ -192,6 +192,9 @@ def cmd_train(args) -> int:
     print(f"checkpoints:  {run.last} (last), {best}")
     if outcome.result.stopped_early:
         print(f"stopped early: {outcome.result.stopped_early}")
+    for warning in outcome.warnings:  # given before training or during it; repeated where they are seen last
+        print(textwrap.fill(warning, width=100, initial_indent="warning:      ", subsequent_indent=" " * 14,
+                            break_long_words=False, break_on_hyphens=False))
     if run.metrics.is_file():
         print(f"metrics:      {run.metrics}")
     print(f"history:      {run.history}")

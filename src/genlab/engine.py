@@ -31,6 +31,7 @@ from genlab.data import BatchLoader, DataBundle
 from genlab.device import autocast, grad_scaler, select_precision
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
 from genlab.history import History
+from genlab.metrics.latent_usage import COLLAPSE_PATIENCE, collapse_warning, write_stats
 from genlab.objectives import Objective, Stepper
 from genlab.objectives.optim import build_scheduler
 from genlab.run import RunDir
@@ -178,6 +179,11 @@ class Trainer:
         self.monitors = list(getattr(objective, "monitors", []))
         self.best_metric = cfg.train.best_metric or objective.default_best_metric
         self.warning: str | None = None
+        # VAEs: the posterior-collapse warning (kept once given), per epoch whether its end found most units
+        # inactive, and "active/latent_dim" for the progress line
+        self.latent_warning: str | None = None
+        self.latent_flags: list[bool] = []
+        self.latent_active: str | None = None
         self._preflight_done = False
         self.progress = Progress()
         self.history = History(run.history) if distributed.is_main() else _NoHistory()
@@ -193,6 +199,7 @@ class Trainer:
             "progress": asdict(self.progress),
             "monitors": [{"streak": m.streak} for m in self.monitors],
             "warning": self.warning,
+            "latent": {"warning": self.latent_warning, "flags": self.latent_flags, "active": self.latent_active},
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             **({"rng_ranks": distributed.all_gather_object(self._process_rng())} if self.world_size > 1 else {}),
@@ -236,6 +243,9 @@ class Trainer:
             for monitor, saved_state in zip(self.monitors, state.get("monitors", [])):
                 monitor.streak = saved_state["streak"]
             self.warning = state.get("warning")
+            latent = state.get("latent") or {}  # absent from checkpoints of older versions
+            self.latent_warning, self.latent_active = latent.get("warning"), latent.get("active")
+            self.latent_flags = list(latent.get("flags", []))
             torch.set_rng_state(state["rng"]["torch"].cpu())
             if state["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
@@ -377,7 +387,9 @@ class Trainer:
         bar.update(1)
         bar.set_description(f"epoch {p.epoch + 1}/{self.cfg.train.epochs}", refresh=False)
         postfix = {**{k: f"{v:.4g}" for k, v in values.items()}, "img/s": f"{b / max(dt, 1e-9):.0f}"}
-        if self.warning:
+        if self.latent_active:
+            postfix["active"] = self.latent_active
+        if self.warning or self.latent_warning:
             postfix["warning"] = "see log"
         bar.set_postfix(postfix, refresh=False)
 
@@ -419,6 +431,8 @@ class Trainer:
         distributed.broadcast_buffers(self.objective.model)  # every process validates rank 0's model
         val = evaluate(self.objective, self.val_loader, self.cfg.train.seed + self.rank, self.device, self.precision,
                        whole=self.val_whole)
+        if scope == "epoch":
+            val.update(self._latent_usage())
         self.history.write(scope, "val", p.epoch, p.step, p.images, p.seconds, val)
         value = val[self.best_metric]
         if math.isfinite(value) and (p.best_value is None or (
@@ -426,6 +440,34 @@ class Trainer:
             p.best_value, p.best_epoch, p.best_step = value, p.epoch, p.step
             self.save("best")
         return val
+
+    def _latent_usage(self) -> dict[str, float]:
+        """VAEs: active units and KL per dimension over the whole validation set (rank 0 measures, every
+        process gets the numbers); the collapse warning once COLLAPSE_PATIENCE epoch ends in a row found
+        most units inactive."""
+        measure = getattr(self.objective, "latent_usage", None)
+        if measure is None:
+            return {}
+        model = self.objective.model
+        model.eval()  # batch norm from its running statistics, as at test time
+        usage = distributed.broadcast_object(measure(self.val_whole) if distributed.is_main() else None)
+        model.train()
+        if usage is None:  # a plain AE: no KL to split
+            return {}
+        p = self.progress
+        self.latent_active = f"{usage.active_units}/{usage.latent_dim}"
+        # One flag per epoch: the end of an epoch reopened on resume (train.max_steps) replaces its flag.
+        flags = self.latent_flags[:p.epoch]
+        flags += [False] * (p.epoch - len(flags))
+        streak = next((i for i, flag in enumerate(reversed(flags)) if not flag), len(flags)) + 1
+        found = collapse_warning(usage, self.cfg, p.epoch, p.step, streak)
+        self.latent_flags = [*flags, found is not None]
+        if found and self.latent_warning is None and streak >= COLLAPSE_PATIENCE:
+            self.latent_warning = found  # logged once; the progress line, summary and report keep showing it
+            log.warning(found)
+        if distributed.is_main():
+            write_stats(self.run.latent_stats, usage, epoch=p.epoch, step=p.step, warning=self.latent_warning)
+        return usage.history_terms()
 
     def _end_epoch(self, finished: bool = True) -> dict[str, float]:
         """Validate, log and checkpoint. An unfinished epoch (stopped by train.max_steps) stays the current

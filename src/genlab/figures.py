@@ -6,6 +6,7 @@
     traversal_prior.png  the same from z = 0
     interpolation.png    linear and spherical paths between two held-out images' codes
     tsne.png             t-SNE of held-out posterior means, coloured by label when there are labels
+    kl_per_dim.png       VAEs: KL per latent dimension (sorted) and active units per epoch, as training measured
     loss_curves.png      every logged term, train and validation, per step and per epoch
     loss_table.csv/.md   per-epoch train and validation means
 """
@@ -23,6 +24,8 @@ from genlab import checkpoint
 from genlab.config import RunConfig, validate
 from genlab.data import DataBundle, load_data
 from genlab.errors import GenlabError
+from genlab.history import read_history
+from genlab.metrics.latent_usage import read_stats
 from genlab.models import build_model, is_gan
 from genlab.run import RunDir
 from genlab.viz import FIGURES
@@ -36,6 +39,7 @@ from genlab.viz.latent import (
     traversal_values,
     tsne_figure,
 )
+from genlab.viz.latent_usage import kl_per_dim_figure
 
 log = logging.getLogger("genlab.figures")
 
@@ -120,4 +124,8 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
         labels = None if data.val.labels is None else data.val.labels[: len(means)]
         paths.append(tsne_figure(means, labels, data.val.class_names, out / "tsne.png", seed=seed,
                                  max_points=s.tsne_points))
+    stats = read_stats(run.latent_stats) if "kl_per_dim" in only else None
+    if stats is not None:  # VAEs, once an epoch has ended (what training measured, not this checkpoint)
+        rows = read_history(run.history) if run.history.is_file() else []
+        paths.append(kl_per_dim_figure(stats, rows, out / "kl_per_dim.png", title=f"{cfg.name}: latent usage"))
     return paths

@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from genlab import __version__
-from genlab.config import DEFAULT_BEST_METRIC, read_yaml
+from genlab.config import DEFAULT_BEST_METRIC, read_yaml, validate
+from genlab.consistency import check_consistency
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
+from genlab.metrics.latent_usage import read_stats
 from genlab.metrics.store import split_entry
 from genlab.run import RunDir
 from genlab.viz.curves import epoch_rows
 
-ORDER = ("samples", "reconstructions", "traversal", "traversal_prior", "interpolation", "tsne", "loss_curves")
+ORDER = ("samples", "reconstructions", "traversal", "traversal_prior", "interpolation", "tsne", "kl_per_dim",
+         "loss_curves")
 TITLES = {"samples": "Samples", "reconstructions": "Reconstructions", "traversal": "Latent traversal (held-out code)",
           "traversal_prior": "Latent traversal (from z = 0)", "interpolation": "Interpolation",
-          "tsne": "t-SNE of the latent means", "loss_curves": "Loss curves"}
+          "tsne": "t-SNE of the latent means", "kl_per_dim": "KL per latent dimension and active units",
+          "loss_curves": "Loss curves"}
 OBJECTIVE_KEYS = {"reconstruction": ("recon_loss", "reduction", "beta", "kld_weight", "noise_std", "capacity_max",
                                      "kl_warmup_steps"),
                   "adversarial": ("real_target", "fake_target")}
@@ -47,6 +51,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}pre{backgro
 figure{margin:0;border:1px solid #e5e7eb;border-radius:6px;padding:.5rem}
 figure img{max-width:100%;height:auto;display:block;margin:0 auto}figcaption{font-size:13px;margin-top:.3rem}
 .missing{color:#8c959f;font-style:italic;padding:1rem}
+.warning{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.5rem .8rem}
 """
 
 
@@ -60,6 +65,7 @@ class RunInfo:
     figures: dict[str, Path]
     epoch_figures: list[Path]
     counts: tuple[str, str] | None
+    latent: dict[str, Any] | None = None  # latent_stats.json (VAEs)
 
 
 def _fig_key(path: Path) -> tuple[int, str]:
@@ -88,7 +94,8 @@ def read_run(path: Path) -> RunInfo:
     pngs = sorted(run.figures.glob("*.png"), key=_fig_key) if run.figures.is_dir() else []
     history = read_history(run.history) if run.history.is_file() else []
     return RunInfo(run, str(config.get("name") or run.path.name), config, history, metrics, {p.stem: p for p in pngs},
-                   sorted((run.figures / "epochs").glob("*.png")), found[-1] if found else None)
+                   sorted((run.figures / "epochs").glob("*.png")), found[-1] if found else None,
+                   read_stats(run.latent_stats))
 
 
 def _e(value: Any) -> str:
@@ -168,10 +175,13 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
     parts = [f'<section class="run" id="run-{i + 1}"><h2>Run {i + 1}: {_e(info.label)}</h2>',
              f'<p class="muted">{_e(info.run.path)}</p><h3>Configuration</h3>', _summary(info),
              "<details><summary>config.yaml</summary><pre>" + _e(info.run.config.read_text()) + "</pre></details>",
+             *(f'<p class="warning">Config warning: {_e(note)}</p>' for note in _config_warnings(info.config)),
              "<h3>Per-epoch losses</h3>"]
     cols, rows = epoch_rows(info.history)
     parts.append(_table([_e(c) for c in cols], [[_num(r.get(c, "")) for c in cols] for r in rows]) if rows
                  else '<p class="missing">no completed epoch in history.csv</p>')
+    if info.latent:
+        parts.append("<h3>Latent usage</h3>" + _latent_usage(info.latent))
     if with_figures:
         parts.append("<h3>Figures</h3>")
         parts.append('<div class="figs">' + "".join(_figure(p, TITLES.get(s, s), info.label)
@@ -183,6 +193,25 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
         parts.append(f"<details><summary>Fixed-noise samples after each epoch ({len(info.epoch_figures)})</summary>"
                      f'<div class="figs">{figs}</div></details>')
     return "".join(parts) + "</section>"
+
+
+def _config_warnings(config: dict[str, Any]) -> list[str]:
+    """What `genlab train` warned about this config before it started (rules of this genlab version)."""
+    try:
+        return check_consistency(validate(config, "config.yaml"))
+    except GenlabError as exc:  # a config this version refuses: say so rather than fail the whole report
+        return [str(exc)]
+
+
+def _latent_usage(stats: dict[str, Any]) -> str:
+    """The last end-of-epoch measurement of latent_stats.json, and the collapse warning if training gave one."""
+    kl = stats["kl_per_dim"]
+    text = (f"{stats.get('active_units', '?')} of {len(kl)} latent dimensions active (variance of the posterior mean "
+            f"over {stats.get('n_images', '?')} validation images > {stats.get('threshold', 0.01):g}) after epoch "
+            f"{int(stats.get('epoch', 0)) + 1}, step {stats.get('step', '?')}; KL {sum(kl):.4g} nats per image in "
+            f"all, largest single dimension {max(kl, default=0.0):.3g}.")
+    warning = stats.get("warning")
+    return f"<p>{_e(text)}</p>" + (f'<p class="warning">Warning: {_e(warning)}</p>' if warning else "")
 
 
 def _metrics(runs: list[RunInfo]) -> str:
@@ -211,6 +240,9 @@ def _comparison(runs: list[RunInfo]) -> str:
             ["steps trained", *(_num(max((int(x["step"]) for x in r.history), default=0)) for r in runs)]]
     rows += [[_e(f"validation {t} (final)"), *(_num(f.get(t, "—")) for f in finals)] for t in terms]
     rows += [[_e(n), *(_num(s.get(n, "—")) for s in scores)] for n in names]
+    if any(r.latent for r in runs):
+        rows.append(["posterior collapse warning", *(_e("—" if not r.latent else "yes" if r.latent.get("warning")
+                                                        else "no") for r in runs)])
     parts = ['<section id="comparison"><h2>Comparison</h2>', _table(["", *(_e(r.label) for r in runs)], rows)]
     columns = f"grid-template-columns:repeat({len(runs)},minmax(300px,1fr))"
     for stem in sorted({s for r in runs for s in r.figures}, key=lambda s: _fig_key(Path(s))):

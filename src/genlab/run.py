@@ -5,6 +5,7 @@
     runs/<name>/checkpoints/       last.pt, best.pt (self-describing: they carry the config)
     runs/<name>/figures/           PNG figures (figures/epochs/: fixed-noise samples after each epoch)
     runs/<name>/metrics.json       scores, each with its protocol
+    runs/<name>/latent_stats.json  VAEs: KL per latent dimension and active units at the last epoch end
     runs/<name>/train.log          the log
 """
 
@@ -49,6 +50,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def latent_stats(self) -> Path:
+        return self.path / "latent_stats.json"
 
     @property
     def log(self) -> Path:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from genlab import checkpoint, distributed
 from genlab.config import RunConfig
+from genlab.consistency import check_consistency
 from genlab.data import DataBundle, load_data
 from genlab.device import set_determinism
 from genlab.engine import EpochCallback, FitResult, Progress, Trainer
@@ -34,6 +35,7 @@ class TrainOutcome:
     run: RunDir
     result: FitResult
     figures: list[Path]
+    warnings: list[str] = field(default_factory=list)  # config warnings, then the collapse warning if any
 
 
 def build_parts(cfg: RunConfig, device: torch.device):
@@ -96,6 +98,9 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     main = distributed.is_main()
     run, cfg = distributed.main_first(lambda: _open_run(cfg, out, overwrite, resume), "opening the run folder")
     distributed.local_batch_size(cfg.train.batch_size)  # before the data is loaded
+    notes = check_consistency(cfg)  # settings that cannot work together stop here, before any data is read
+    for note in notes:  # on the console now; into train.log once it exists
+        log.warning("config: %s", note)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     set_determinism(cfg.train.seed + launch.rank, cfg.train.deterministic)  # per-process noise
@@ -121,6 +126,8 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     if not main:
         return _train_other(trainer, stop_after_steps, run)
     handler = _log_to(run.log)
+    for note in notes:
+        handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "config: %s", (note,), None))
     live = None
     if cfg.train.tensorboard:
         from genlab.live import TensorBoardLog
@@ -141,8 +148,9 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
                      trainer.progress.epoch + 1, trainer.progress.batch)
         started = True
         result = trainer.fit(stop_after_steps=stop_after_steps)
+        warnings = [*notes, *([trainer.latent_warning] if trainer.latent_warning else [])]
         if result.stopped_early == "stop_after_steps":
-            return TrainOutcome(run, result, [])
+            return TrainOutcome(run, result, [], warnings)
         # Plotting and metric libraries load only now: a training process starts in half the time.
         from genlab.evaluate import EvalSettings, evaluate_loaded
         from genlab.figures import LoadedRun, render
@@ -151,7 +159,7 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
         evaluate_loaded(LoadedRun(run, cfg, model, data, result.progress.step), list(end_metrics), which="last",
                         settings=EvalSettings(seed=cfg.train.seed), device=str(device), strict=False)
         figures = render(model, data, cfg, run) if cfg.train.figures else []
-        return TrainOutcome(run, result, figures)
+        return TrainOutcome(run, result, figures, warnings)
     except BaseException:
         # A config or data problem found before training began: drop the new, empty run folder, or it
         # would make the corrected command fail with "run folder ... already exists".

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import MODELS, build_model, is_gan
+from genlab.models import FIXED_OUTPUT_ACTIVATION, MODELS, VARIATIONAL, build_model, is_gan, output_activation
 
 SMALL = {  # tiny widths so the whole grid runs in seconds; the architecture is the same
     "ae": {"hidden_dims": [4, 8, 8], "latent_dim": 4},
@@ -40,7 +40,18 @@ def test_shapes_round_trip(name, size, channels):
 def test_variance_only_for_variational_models(name):
     model = build_model(name, SMALL[name], image_size=32, channels=1)
     post = model.encode(torch.zeros(2, 1, 32, 32))
-    assert (post.logvar is not None) == (name != "ae")
+    assert (post.logvar is not None) == (name != "ae") == (name in VARIATIONAL)  # what config checks rely on
+
+
+def test_output_activation_a_config_gives_each_model():
+    assert output_activation("vae", {}) == output_activation("ae", {}) == "tanh"
+    assert output_activation("res_vae", {"output_activation": "sigmoid"}) == "sigmoid"
+    assert output_activation("nope", {}) is None
+    assert set(FIXED_OUTPUT_ACTIVATION) == set(GANS)
+    for name in GANS:  # the generators' last layer really is the activation the registry states
+        gan = build_model(name, {"g_width": 8, "d_width": 8}, image_size=32, channels=1, num_classes=3)
+        last = list(gan.generator.modules())[-1]
+        assert type(last).__name__.lower() == FIXED_OUTPUT_ACTIVATION[name] == output_activation(name, {})
 
 
 @pytest.mark.parametrize("name", AUTOENCODERS)

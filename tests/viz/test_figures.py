@@ -17,7 +17,7 @@ from genlab.viz.latent import dimension_ranking, slerp, traversal_values
 from helpers import tiny_config
 
 VAE_FIGURES = {"samples.png", "reconstructions.png", "traversal.png", "traversal_prior.png", "interpolation.png",
-               "tsne.png", "loss_curves.png", "loss_table.csv", "loss_table.md"}
+               "tsne.png", "kl_per_dim.png", "loss_curves.png", "loss_table.csv", "loss_table.md"}
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,14 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 _FROM_DATA = ("image_size", "channels", "num_classes")
 
-__all__ = ["GAN", "MODELS", "Posterior", "build_model", "is_gan", "model_arguments"]
+# Registry facts that config checks need before anything is built (tests build each model to hold them
+# to the truth): which encoders return a log-variance, so that the objective has a KL term, and the fixed
+# last activation of the GAN generators, which have no output_activation argument.
+VARIATIONAL = frozenset({"vae", "beta_vae", "res_vae"})
+FIXED_OUTPUT_ACTIVATION = {"dcgan": "tanh", "cgan": "tanh"}
+
+__all__ = ["FIXED_OUTPUT_ACTIVATION", "GAN", "MODELS", "Posterior", "VARIATIONAL", "build_model", "is_gan",
+           "model_arguments", "output_activation"]
 
 
 def model_arguments(name: str) -> dict[str, Any]:
@@ -41,6 +48,17 @@ def model_arguments(name: str) -> dict[str, Any]:
     sig = inspect.signature(_factory(name))
     return {k: (None if p.default is inspect.Parameter.empty else p.default)
             for k, p in sig.parameters.items() if k not in _FROM_DATA}
+
+
+def output_activation(name: str, kwargs: dict[str, Any]) -> str | None:
+    """The last activation a config gives a registered model (its argument, else the constructor's
+    default, else a GAN's fixed one); None for an unknown model name, which build_model reports."""
+    if name not in MODELS:
+        return None
+    if name in FIXED_OUTPUT_ACTIVATION:
+        return FIXED_OUTPUT_ACTIVATION[name]
+    value = kwargs.get("output_activation", model_arguments(name).get("output_activation"))
+    return value if isinstance(value, str) else None
 
 
 def is_gan(model: nn.Module) -> bool:

@@ -6,8 +6,10 @@ Contract (what `genlab.engine.fit` relies on):
 - `train_step(batch, step, stepper) -> dict[str, Tensor]`: computes, back-propagates and steps;
 - `eval_step(batch, generator) -> dict[str, Tensor]`: no gradients, averaged over the validation set;
 - `default_best_metric`: the validation value that ranks best checkpoints unless train.best_metric says;
-optional: `scores(loader, generator) -> dict[str, float]` (whole-set scores added to each evaluation)
-and `monitors` (objects whose `check(step, values)` returns a warning or None after each step).
+optional: `scores(loader, generator) -> dict[str, float]` (whole-set scores added to each evaluation),
+`monitors` (objects whose `check(step, values)` returns a warning or None after each step) and
+`latent_usage(loader) -> LatentUsage | None` (KL per latent dimension and active units, measured at
+each epoch end; None when the model has no KL).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
-from genlab.data import Batch, Normalizer
+from genlab.data import Batch, BatchLoader, Normalizer
 from genlab.errors import GenlabError
 from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
+from genlab.metrics.latent_usage import LatentUsage, measure
 from genlab.objectives.optim import Stepper, build_optimizer
 
 
@@ -65,3 +66,9 @@ class Reconstruction:
     @torch.no_grad()
     def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return self._terms(batch, 10**12, generator)
+
+    @torch.no_grad()
+    def latent_usage(self, loader: BatchLoader) -> LatentUsage | None:
+        """KL per dimension and active units over the clean images of `loader` (no denoising noise: the
+        question is what the encoder does with the data); None for a plain AE, which has no KL."""
+        return measure(self.model, (batch.images for batch in loader.batches()))

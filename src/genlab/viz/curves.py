@@ -16,7 +16,8 @@ from genlab.viz.grids import save_figure  # noqa: E402
 
 LABELS = {"d_real": "mean D(x)", "d_fake": "mean D(G(z))", "loss_d": "D loss", "loss_g": "G loss",
           "loss_d_real": "D loss on real", "loss_d_fake": "D loss on fake", "recon": "reconstruction",
-          "kl": "KL divergence (nats)", "fd_randconv": "FD-randconv (proxy)"}
+          "kl": "KL divergence (nats)", "fd_randconv": "FD-randconv (proxy)",
+          "active_units": "active latent units (A_u > 0.01)", "kl_dims_max": "largest KL of one dimension (nats)"}
 
 
 def terms_of(rows: list[dict[str, str]]) -> list[str]:
