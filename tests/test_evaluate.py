@@ -51,6 +51,7 @@ def _metrics(run: Path) -> dict:
 def test_training_ends_with_the_cheap_scores(runs):
     vae, cgan = _metrics(runs["vae"]), _metrics(runs["cgan"])
     assert vae["reconstruction_heldout"]["checkpoint"] == "last" and "psnr_mean" in vae["reconstruction_heldout"]
+    assert vae["latent_usage"]["checkpoint"] == "last" and vae["latent_usage"]["latent_dim"] == 3
     assert {"discriminator_real_vs_fake", "fd_randconv"} <= set(cgan)
 
 
@@ -61,6 +62,21 @@ def test_reconstruction_entry_carries_its_protocol(runs):
                      "genlab_version": entry["genlab_version"]}
     assert entry["n_images"] == 100 and 0 < entry["ssim_mean"] < 1 and entry["psnr_mean"] > 5
     assert "[0, 1]" in entry["data_range"] and entry["step"] > 0
+
+
+def test_latent_usage_matches_the_last_epochs_history_and_refuses_gans(runs):
+    """Recomputed from the last checkpoint it must equal what training logged at that epoch end."""
+    import csv
+
+    res = evaluate_run(runs["vae"], ["latent_usage"], which="last", settings=EvalSettings(batch_size=7))
+    entry = res["latent_usage"]
+    with (runs["vae"] / "history.csv").open() as f:
+        last = [r for r in csv.DictReader(f) if r["scope"] == "epoch" and r["split"] == "val"][-1]
+    assert entry["active_units"] == int(float(last["active_units"]))
+    assert entry["kl_dims_max"] == pytest.approx(float(last["kl_dims_max"]), rel=1e-4)
+    assert entry["latent_dim"] == 3 and entry["n_images"] == 100 and "Burda" in entry["protocol"]
+    with pytest.raises(GenlabError, match="latent_usage.*not a VAE"):
+        evaluate_run(runs["cgan"], ["latent_usage"])
 
 
 def test_eval_is_reproducible_and_independent_of_batch_size(runs):

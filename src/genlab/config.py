@@ -95,6 +95,9 @@ class ObjectiveConfig(_Section):
     # adversarial
     real_target: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing: D's target for real")
     fake_target: float = Field(0.0, ge=0.0, lt=1.0)
+    # Weight of the auxiliary classifier's cross-entropy (AC-GAN) in D's and G's losses, for a
+    # discriminator built with aux_classifier: true; ignored otherwise.
+    class_loss_weight: float = Field(1.0, ge=0.0)
     proxy_samples: int = Field(1000, ge=2)
     collapse_check_every: int = Field(50, ge=1)
     collapse_patience: int = Field(5, ge=1)

@@ -24,13 +24,13 @@ from genlab.device import select_device
 from genlab.errors import GenlabError
 from genlab.figures import LoadedRun, load_run
 from genlab.metrics.store import split_entry, update_metrics
-from genlab.models import is_gan
+from genlab.models import VARIATIONAL, is_gan
 from genlab.models.latent import decode_prior_samples
 
 log = logging.getLogger("genlab.eval")
 
-METRICS = ("reconstruction", "fid", "fd_classifier", "class_accuracy", "fd_randconv", "discriminator",
-           "disentanglement")
+METRICS = ("reconstruction", "latent_usage", "fid", "fd_classifier", "class_accuracy", "fd_randconv",
+           "discriminator", "disentanglement")
 
 
 @dataclass
@@ -141,6 +141,24 @@ def m_reconstruction(ctx: Context) -> dict[str, dict[str, Any]]:
     return out
 
 
+def m_latent_usage(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Active units and KL per dimension of a stored checkpoint, so runs trained before these were logged
+    (or another checkpoint than the last epoch's) can be checked for posterior collapse too."""
+    from genlab.data import BatchLoader
+    from genlab.metrics.latent_usage import measure
+
+    loader = BatchLoader(ctx.data.val.images, None, batch_size=ctx.s.batch_size, shuffle=False, seed=ctx.s.seed,
+                         normalizer=ctx.data.normalizer, device=ctx.device)
+    usage = measure(ctx.model, (b.images for b in loader.batches()))
+    return {"latent_usage": {
+        "active_units": usage.active_units, "latent_dim": usage.latent_dim, "kl_total": usage.kl_total,
+        "kl_dims_max": max(usage.kl_per_dim), "n_images": usage.n_images,
+        "protocol": f"posterior means and log-variances of the clean validation images ({usage.n_images}); "
+                    f"a unit is active when the variance of its mean over the images exceeds {usage.threshold:g} "
+                    f"(Burda et al. 2016); KL per image summed over dimensions, nats",
+    }}
+
+
 def m_fid(ctx: Context) -> dict[str, dict[str, Any]]:
     from genlab.metrics.inception import InceptionFeatures
 
@@ -219,7 +237,7 @@ def m_disentanglement(ctx: Context) -> dict[str, dict[str, Any]]:
 
 
 COMPUTE: dict[str, Callable[[Context], dict[str, dict[str, Any]]]] = {
-    "reconstruction": m_reconstruction, "fid": m_fid, "fd_classifier": m_fd_classifier,
+    "reconstruction": m_reconstruction, "latent_usage": m_latent_usage, "fid": m_fid, "fd_classifier": m_fd_classifier,
     "class_accuracy": m_class_accuracy, "fd_randconv": m_fd_randconv, "discriminator": m_discriminator,
     "disentanglement": m_disentanglement,
 }
@@ -232,6 +250,8 @@ def not_applicable(name: str, ctx: Context) -> str | None:
     has_labels = ctx.data.train.labels is not None
     if name == "reconstruction" and not _is_vae_family(ctx):
         return "the model has no encoder to reconstruct with"
+    if name == "latent_usage" and ctx.loaded.cfg.model.name not in VARIATIONAL:
+        return "the model's encoder has no posterior variance (not a VAE)"
     if name == "discriminator" and not gan:
         return "the model has no discriminator"
     if name == "class_accuracy" and not conditional:

@@ -49,6 +49,13 @@ def metric_value(entry: str, key: str) -> Value:
     return get
 
 
+def first_of(*getters: Value) -> Value:
+    """The first getter that finds a value: e.g. a stored score, else the history's last epoch."""
+    def get(run: RunInfo) -> float | None:
+        return next((v for v in (g(run) for g in getters) if v is not None), None)
+    return get
+
+
 def wall_seconds(run: RunInfo) -> float | None:
     """Training wall time as the history recorded it (cumulative over resumptions)."""
     return max((_number(r.get("seconds")) or 0.0 for r in run.history), default=None)
@@ -91,8 +98,10 @@ EXPERIMENTS = (
         Measure("held-out SSIM", metric_value("reconstruction_heldout", "ssim_mean"), "{:.3f}",
                 lambda v: v >= 0.50, "≥ 0.50"),
         Measure("held-out PSNR (dB)", metric_value("reconstruction_heldout", "psnr_mean"), "{:.2f}"),
-        Measure("active units", history_value("active_units"), "{:.0f}", lambda v: v >= 10, "≥ 10"),
-        Measure("KL (nats)", history_value("kl"), "{:.1f}"),
+        Measure("active units", first_of(metric_value("latent_usage", "active_units"),
+                                         history_value("active_units")), "{:.0f}", lambda v: v >= 10, "≥ 10"),
+        Measure("KL per image (nats)", first_of(metric_value("latent_usage", "kl_total"), history_value("kl")),
+                "{:.1f}"),
     )),
     Experiment("Denoising AE, Fashion-MNIST", "dae_fashion_mnist", "dae_fashion_mnist_recommended", COMMON + (
         Measure("test MSE, noisy → clean, [-1, 1]", history_value("recon"), "{:.5f}",

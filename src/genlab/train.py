@@ -27,7 +27,7 @@ log = logging.getLogger("genlab")
 
 # Scores cheap enough to compute after every training run; `genlab eval` computes the rest.
 END_OF_TRAINING_GAN = ("discriminator", "fd_randconv")
-END_OF_TRAINING_RECONSTRUCTION = ("reconstruction",)
+END_OF_TRAINING_RECONSTRUCTION = ("reconstruction", "latent_usage")
 
 
 @dataclass

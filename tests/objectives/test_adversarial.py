@@ -32,14 +32,14 @@ def test_step_order_d_real_d_fake_detached_then_g_through_updated_d():
     model, obj, batch = _setup()
     d0, g0 = _snapshot(model.discriminator), _snapshot(model.generator)
     calls = []
-    original = model.discriminate
+    original = model.discriminate_with_classes
 
     def spy(x, labels=None):
         calls.append({"d": _snapshot(model.discriminator), "g": _snapshot(model.generator),
                       "grad_to_g": x.requires_grad, "is_real": x is batch.images})
         return original(x, labels)
 
-    model.discriminate = spy
+    model.discriminate_with_classes = spy
     obj.train_step(batch, 0, Stepper())
     assert [c["is_real"] for c in calls] == [True, False, False]
     assert not calls[1]["grad_to_g"] and calls[2]["grad_to_g"]  # D's fake pass is detached from G
@@ -84,3 +84,27 @@ def test_collapse_monitor_needs_k_consecutive_bad_checks():
     assert mon.check(40, good) is None and mon.streak == 0
     assert all(mon.check(s, {"loss_d": 0.5, "loss_g": math.inf}) is None for s in (50, 60))
     assert "G loss inf" in mon.check(70, {"loss_d": 0.5, "loss_g": math.inf})
+
+
+def test_auxiliary_classifier_adds_class_cross_entropy_to_both_losses():
+    """AC-GAN (Odena et al. 2017): D learns the classes of real images, G is pushed towards its labels."""
+    torch.manual_seed(0)
+    model = build_model("cgan", {"g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4,
+                                 "aux_classifier": True}, image_size=8, channels=1, num_classes=3)
+    cfg = ObjectiveConfig(kind="adversarial", class_loss_weight=0.5)
+    obj = Adversarial(model, cfg, OptimConfig(), Normalizer("minus_one_one", 1))
+    batch = Batch(torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
+    _, classes = model.discriminate_with_classes(batch.images, batch.labels)
+    expected_d_class = torch.nn.functional.cross_entropy(classes, batch.labels).item()
+    t = obj.train_step(batch, 0, Stepper())
+    assert t["loss_d_class"].item() == pytest.approx(expected_d_class, rel=1e-5)
+    assert t["loss_d"].item() == pytest.approx(
+        t["loss_d_real"].item() + t["loss_d_fake"].item() + 0.5 * t["loss_d_class"].item(), rel=1e-5)
+    assert t["loss_g_class"].item() > 0 and t["loss_g"].item() > 0.5 * t["loss_g_class"].item()
+    v = obj.eval_step(batch, torch.Generator().manual_seed(0))
+    assert {"loss_d_class", "loss_g_class"} <= set(v)
+
+
+def test_without_auxiliary_classifier_no_class_terms():
+    _, obj, batch = _setup(conditional=True)
+    assert "loss_d_class" not in obj.train_step(batch, 0, Stepper())

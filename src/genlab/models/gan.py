@@ -68,6 +68,12 @@ class GAN(nn.Module):
         """One logit per image (real > 0)."""
         return self.discriminator(x, labels)
 
+    def discriminate_with_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logit and, for a discriminator with an auxiliary classifier, its class logits (else None)."""
+        with_classes = getattr(self.discriminator, "forward_with_classes", None)
+        return with_classes(x, labels) if with_classes else (self.discriminator(x, labels), None)
+
 
 def _check_labels(num_classes: int, labels: torch.Tensor | None) -> None:
     if num_classes and labels is None:
@@ -186,10 +192,14 @@ class CGANDiscriminator(nn.Module):
     conditioning "projection" (Miyato & Koyama 2018) drops the label map and adds the inner product of
     a learned class embedding with the image features to the logit: D must then judge whether the
     image fits its class, not only whether it is real, which is what class accuracy measures.
+
+    aux_classifier adds a second head that predicts the class from the same features (AC-GAN, Odena
+    et al. 2017); the adversarial objective trains it on real images and G to make it recognise G's
+    images as their labels.
     """
 
     def __init__(self, image_size: int, channels: int, width: int, num_classes: int,
-                 conditioning: str = "label_map"):
+                 conditioning: str = "label_map", aux_classifier: bool = False):
         super().__init__()
         if conditioning not in ("label_map", "projection"):
             raise ValueError(f"d_conditioning must be 'label_map' or 'projection' (got {conditioning!r})")
@@ -205,17 +215,25 @@ class CGANDiscriminator(nn.Module):
         self.class_embed = nn.Embedding(num_classes, width * s * s) if self.labels is None else None
         if self.class_embed is not None:  # Embedding's default N(0, 1) over thousands of features would
             nn.init.normal_(self.class_embed.weight, 0.0, 0.02)  # swamp the logit at the start
+        self.aux = nn.Linear(width * s * s, num_classes) if aux_classifier else None
+
+    def forward_with_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The real/fake logit and, with aux_classifier, the class logits of the same features."""
+        _check_labels(self.num_classes, labels)
+        h = self.net[:-1](x if self.labels is None else self.labels(x, labels))
+        logit = self.net[-1](h)
+        if self.class_embed is not None:
+            logit = logit + (self.class_embed(labels) * h).sum(1, keepdim=True)
+        return logit.view(-1), None if self.aux is None else self.aux(h)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        _check_labels(self.num_classes, labels)
-        if self.class_embed is None:
-            return self.net(self.labels(x, labels)).view(-1)
-        h = self.net[:-1](x)
-        return (self.net[-1](h) + (self.class_embed(labels) * h).sum(1, keepdim=True)).view(-1)
+        return self.forward_with_classes(x, labels)[0]
 
 
 def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
-         d_width: int = 64, label_dim: int = 50, d_conditioning: str = "label_map") -> GAN:
+         d_width: int = 64, label_dim: int = 50, d_conditioning: str = "label_map", aux_classifier: bool = False
+         ) -> GAN:
     if not num_classes:
         raise ValueError("cgan needs a labelled data set (mnist, fashion_mnist, npz with labels, or one "
                          "sub-folder per class)")
@@ -223,7 +241,7 @@ def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: in
         raise ValueError(f"cgan upsamples twice from image_size/4, so image_size must be a multiple of 4 "
                          f"(got {image_size})")
     g = CGANGenerator(latent_dim, image_size, channels, g_width, num_classes, label_dim)
-    d = CGANDiscriminator(image_size, channels, d_width, num_classes, d_conditioning)
+    d = CGANDiscriminator(image_size, channels, d_width, num_classes, d_conditioning, aux_classifier)
     model = GAN(g, d, latent_dim, num_classes, (channels, image_size, image_size))
     model.apply(dcgan_init)
     return model

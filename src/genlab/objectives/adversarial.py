@@ -4,6 +4,10 @@
 2. D on generated images detached from G (target `fake_target`), then D's optimiser steps;
 3. G through the updated D with the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014, sec. 3).
 
+A discriminator with an auxiliary classifier (AC-GAN, Odena et al. 2017) adds class cross-entropy,
+weighted by `class_loss_weight`: D's on real images only (learning classes from fakes would teach it
+G's mistakes), G's on its images with the labels they were drawn for.
+
 Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (seed 004: G 1e-4, D 2e-4).
 Generated images for a conditional model use labels drawn uniformly over the classes.
 """
@@ -87,21 +91,30 @@ class Adversarial:
         z = torch.randn(n, self.model.latent_dim, device=real.device)
         fake = self.model.generator(z, y_fake)
 
-        out_real = self.model.discriminate(real, y_real)
-        out_fake = self.model.discriminate(fake.detach(), y_fake)
+        out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
+        out_fake, _ = self.model.discriminate_with_classes(fake.detach(), y_fake)
         loss_d_real = bce_logits(out_real, self.cfg.real_target)
         loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
         loss_d = loss_d_real + loss_d_fake
+        extra: dict[str, torch.Tensor] = {}
+        if cls_real is not None:
+            extra["loss_d_class"] = F.cross_entropy(cls_real.float(), y_real)
+            loss_d = loss_d + self.cfg.class_loss_weight * extra["loss_d_class"]
         stepper.step(loss_d, self.optimizers["discriminator"],
-                     {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake})
+                     {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake, **extra})
 
-        loss_g = bce_logits(self.model.discriminate(fake, y_fake), 1.0)
-        stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g})
+        out_g, cls_g = self.model.discriminate_with_classes(fake, y_fake)
+        loss_g = bce_logits(out_g, 1.0)
+        if cls_g is not None:
+            extra["loss_g_class"] = F.cross_entropy(cls_g.float(), y_fake)
+            loss_g = loss_g + self.cfg.class_loss_weight * extra["loss_g_class"]
+        stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g, **extra})
         return {
             "loss_d": loss_d.detach(), "loss_d_real": loss_d_real.detach(), "loss_d_fake": loss_d_fake.detach(),
             "loss_g": loss_g.detach(),
             "d_real": torch.sigmoid(out_real.detach().float()).mean(),
             "d_fake": torch.sigmoid(out_fake.detach().float()).mean(),
+            **{k: v.detach() for k, v in extra.items()},
         }
 
     @torch.no_grad()
@@ -110,13 +123,21 @@ class Adversarial:
         y_fake = self._fake_labels(n, real.device, generator)
         z = torch.randn(n, self.model.latent_dim, device=real.device, generator=generator)
         fake = self.model.generator(z, y_fake)
-        out_real = self.model.discriminate(real, self._real_labels(batch))
-        out_fake = self.model.discriminate(fake, y_fake)
+        y_real = self._real_labels(batch)
+        out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
+        out_fake, cls_fake = self.model.discriminate_with_classes(fake, y_fake)
         loss_d_real = bce_logits(out_real, self.cfg.real_target)
         loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
-        return {"loss_d": loss_d_real + loss_d_fake, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake,
-                "loss_g": bce_logits(out_fake, 1.0), "d_real": torch.sigmoid(out_real.float()).mean(),
-                "d_fake": torch.sigmoid(out_fake.float()).mean()}
+        terms = {"loss_d": loss_d_real + loss_d_fake, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake,
+                 "loss_g": bce_logits(out_fake, 1.0), "d_real": torch.sigmoid(out_real.float()).mean(),
+                 "d_fake": torch.sigmoid(out_fake.float()).mean()}
+        if cls_real is not None:
+            w = self.cfg.class_loss_weight
+            terms["loss_d_class"] = F.cross_entropy(cls_real.float(), y_real)
+            terms["loss_g_class"] = F.cross_entropy(cls_fake.float(), y_fake)
+            terms["loss_d"] = terms["loss_d"] + w * terms["loss_d_class"]
+            terms["loss_g"] = terms["loss_g"] + w * terms["loss_g_class"]
+        return terms
 
     @torch.no_grad()
     def scores(self, loader: BatchLoader, generator: torch.Generator) -> dict[str, float]:
