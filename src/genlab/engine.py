@@ -247,11 +247,14 @@ class Trainer:
             self.latent_warning, self.latent_active = latent.get("warning"), latent.get("active")
             self.latent_flags = list(latent.get("flags", []))
             torch.set_rng_state(state["rng"]["torch"].cpu())
-            if state["rng"]["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+            saved_cuda = state["rng"]["cuda"] or []
+            if self.device.type == "cuda" and saved_cuda:
+                # this process's own GPU only: a run resumed on fewer visible GPUs has fewer generators
+                index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+                torch.cuda.set_rng_state(saved_cuda[min(index, len(saved_cuda) - 1)].cpu(), self.device)
             if self.rank > 0:
                 self._restore_process_rng(state.get("rng_ranks") or [])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise GenlabError(f"{source} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}).") from None
         p = self.progress
         # An epoch that train.max_steps left unfinished keeps its rows only if this run will not finish it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab import distributed
 from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
 from genlab.data import Batch, BatchLoader, Normalizer
 from genlab.errors import GenlabError
@@ -54,7 +55,10 @@ class Reconstruction:
         kl = kl_divergence(post.mean, post.logvar)
         if self.cfg.capacity_max is not None:
             c = capacity(step, self.cfg.capacity_max, self.cfg.capacity_steps)
-            loss = recon + self.cfg.gamma * (kl - c).abs()
+            # |KL - C| of the global batch's mean KL: with several processes each one's |KL_rank - C| would
+            # pull in opposite directions near C. The value is global, the gradient stays this shard's.
+            kl_global = kl + (distributed.all_reduce_mean(kl.detach()) - kl.detach())
+            loss = recon + self.cfg.gamma * (kl_global - c).abs()
             return {"loss": loss, "recon": recon, "kl": kl, "capacity": kl.new_tensor(c)}
         return {"loss": recon + self.kl_weight(step) * kl, "recon": recon, "kl": kl}
 
