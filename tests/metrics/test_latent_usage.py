@@ -88,6 +88,18 @@ def test_collapse_warning_below_half_of_the_units_with_the_remedies_for_this_con
         _usage(0), mismatched, epoch=0, step=40)
 
 
+def test_collapse_warning_when_units_pass_the_test_but_the_code_carries_almost_nothing():
+    """Seed 001's settings: ~100 of 128 units pass Burda's test, all 128 together carry ~5 nats."""
+    seedlike = tiny_config(objective={"reduction": "mean", "beta": 10.0, "kld_weight": 0.0025})
+    weak = LatentUsage(kl_per_dim=[0.04] * 128, mean_variance=[0.03] * 100 + [0.001] * 28, active_units=100,
+                       n_images=750)
+    message = collapse_warning(weak, seedlike, epoch=20, step=700)
+    assert message.startswith("posterior collapse after epoch 21: KL 5.12 nats per image in all")
+    assert "less than 0.1 nats per dimension on average, although 100 of 128 latent dimensions are active" in message
+    healthy = LatentUsage(kl_per_dim=[4.4] * 128, mean_variance=[0.5] * 128, active_units=128, n_images=750)
+    assert collapse_warning(healthy, seedlike, epoch=20, step=700) is None
+
+
 def test_no_collapse_warning_while_the_kl_schedule_still_ramps():
     warmup = tiny_config(objective={"kl_warmup_steps": 100})
     assert collapse_warning(_usage(0), warmup, epoch=1, step=99) is None
