@@ -87,20 +87,32 @@ def test_collapse_monitor_needs_k_consecutive_bad_checks():
 
 
 def test_auxiliary_classifier_adds_class_cross_entropy_to_both_losses():
-    """AC-GAN (Odena et al. 2017): D learns the classes of real images, G is pushed towards its labels."""
+    """AC-GAN (Odena et al. 2017): D classifies real images and G's, G is pushed towards its labels."""
     torch.manual_seed(0)
     model = build_model("cgan", {"g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4,
                                  "aux_classifier": True}, image_size=8, channels=1, num_classes=3)
     cfg = ObjectiveConfig(kind="adversarial", class_loss_weight=0.5)
     obj = Adversarial(model, cfg, OptimConfig(), Normalizer("minus_one_one", 1))
     batch = Batch(torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
-    _, classes = model.discriminate_with_classes(batch.images, batch.labels)
-    expected_d_class = torch.nn.functional.cross_entropy(classes, batch.labels).item()
+    seen = []
+    original = model.discriminate_with_classes
+
+    def spy(x, labels=None):
+        out = original(x, labels)
+        seen.append((out[1].detach(), labels))
+        return out
+
+    model.discriminate_with_classes = spy
     t = obj.train_step(batch, 0, Stepper())
-    assert t["loss_d_class"].item() == pytest.approx(expected_d_class, rel=1e-5)
+    (cls_real, y_real), (cls_fake, y_fake) = seen[0], seen[1]
+    expected = torch.nn.functional.cross_entropy(torch.cat([cls_real, cls_fake]), torch.cat([y_real, y_fake]))
+    assert t["loss_d_class"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert t["loss_d"].item() == pytest.approx(
         t["loss_d_real"].item() + t["loss_d_fake"].item() + 0.5 * t["loss_d_class"].item(), rel=1e-5)
-    assert t["loss_g_class"].item() > 0 and t["loss_g"].item() > 0.5 * t["loss_g_class"].item()
+    cls_g, y_g = seen[2]
+    assert torch.equal(y_g, y_fake)
+    assert t["loss_g_class"].item() == pytest.approx(
+        torch.nn.functional.cross_entropy(cls_g, y_g).item(), rel=1e-5)
     v = obj.eval_step(batch, torch.Generator().manual_seed(0))
     assert {"loss_d_class", "loss_g_class"} <= set(v)
 

@@ -5,8 +5,11 @@
 3. G through the updated D with the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014, sec. 3).
 
 A discriminator with an auxiliary classifier (AC-GAN, Odena et al. 2017) adds class cross-entropy,
-weighted by `class_loss_weight`: D's on real images only (learning classes from fakes would teach it
-G's mistakes), G's on its images with the labels they were drawn for.
+weighted by `class_loss_weight`, to both losses: D's on real images with their labels and on G's
+(detached) images with the labels they were drawn for, G's on its images with those labels. Trained
+on real images only, the head is a fixed target G can fool with images no other classifier would
+call that class; with G's images in its training, G gains most by drawing unambiguous members of
+the class (the bias towards easily classified samples that Shu et al. 2017 describe).
 
 Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (seed 004: G 1e-4, D 2e-4).
 Generated images for a conditional model use labels drawn uniformly over the classes.
@@ -92,13 +95,14 @@ class Adversarial:
         fake = self.model.generator(z, y_fake)
 
         out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
-        out_fake, _ = self.model.discriminate_with_classes(fake.detach(), y_fake)
+        out_fake, cls_fake = self.model.discriminate_with_classes(fake.detach(), y_fake)
         loss_d_real = bce_logits(out_real, self.cfg.real_target)
         loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
         loss_d = loss_d_real + loss_d_fake
         extra: dict[str, torch.Tensor] = {}
         if cls_real is not None:
-            extra["loss_d_class"] = F.cross_entropy(cls_real.float(), y_real)
+            extra["loss_d_class"] = F.cross_entropy(torch.cat([cls_real, cls_fake]).float(),
+                                                    torch.cat([y_real, y_fake]))
             loss_d = loss_d + self.cfg.class_loss_weight * extra["loss_d_class"]
         stepper.step(loss_d, self.optimizers["discriminator"],
                      {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake, **extra})
@@ -133,7 +137,8 @@ class Adversarial:
                  "d_fake": torch.sigmoid(out_fake.float()).mean()}
         if cls_real is not None:
             w = self.cfg.class_loss_weight
-            terms["loss_d_class"] = F.cross_entropy(cls_real.float(), y_real)
+            terms["loss_d_class"] = F.cross_entropy(torch.cat([cls_real, cls_fake]).float(),
+                                                    torch.cat([y_real, y_fake]))
             terms["loss_g_class"] = F.cross_entropy(cls_fake.float(), y_fake)
             terms["loss_d"] = terms["loss_d"] + w * terms["loss_d_class"]
             terms["loss_g"] = terms["loss_g"] + w * terms["loss_g_class"]
