@@ -276,8 +276,8 @@ CASES = [
          "metric 'class_accuracy' does not apply to run <tmp>/quickstart: the model is not class-conditional.",
          run=True),
     Case("metrics: unknown metric name", ("eval", "{tmp}/quickstart", "--metrics", "psnr"),
-         "unknown metric(s) 'psnr'; valid: reconstruction, fid, fd_classifier, class_accuracy, fd_randconv, "
-         "discriminator, disentanglement.", run=True),
+         "unknown metric(s) 'psnr'; valid: reconstruction, latent_usage, fid, fd_classifier, class_accuracy, "
+         "fd_randconv, discriminator, disentanglement.", run=True),
     Case("metrics: KID subsets of one image", ("eval", "{tmp}/quickstart", "--kid-subset-size", "1"),
          "--kid-subset-size must be at least 2; got 1.", run=True),
     Case("explore: a public address without --allow-remote",
