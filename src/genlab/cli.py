@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list registered models and their arguments")
     cf = sub.add_parser("configs", help="list bundled configs, or print one with its comments")
-    cf.add_argument("name", nargs="?", help="a bundled config to print (e.g. cgan_mnist_recommended)")
+    cf.add_argument("name", nargs="?", help="a bundled config to print (e.g. dae_fashion_mnist_recommended)")
     return p
 
 
