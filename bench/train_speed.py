@@ -57,13 +57,14 @@ ASSUMED_UTILISATION = 0.15
 SEED004 = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
-def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None) -> Trainer:
+def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned") -> Trainer:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
         "data": {"name": "digits", "image_size": size, "grayscale": ch == 1, "hflip": True},
         "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
-                  "checkpoint_every_steps": 10**9, "channels_last": channels_last},
+                  "checkpoint_every_steps": 10**9, "channels_last": channels_last,
+                  "allocator": allocator},
     })
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * steps, size, size, ch), dtype=np.uint8)
@@ -117,10 +118,10 @@ def measure_one(name: str, steps: int = 15, warmup: int = 3) -> dict[str, float]
     return {"train": rate, "loader": loader, "flops": flops, "rss": peak, "train_cl": rate_cl}
 
 
-def measure_rate(name: str, steps: int = 15, warmup: int = 3) -> dict[str, float]:
+def measure_rate(name: str, allocator: str = "tuned", steps: int = 15, warmup: int = 3) -> dict[str, float]:
     """The default layout's train rate, with the page faults and system time of the timed steps alone."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build(name, steps + warmup + 2, Path(tmp))
+        trainer = build(name, steps + warmup + 2, Path(tmp), allocator=allocator)
         trainer.fit(stop_after_steps=warmup)
         r0, t, images0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), trainer.progress.images
         trainer.fit(stop_after_steps=warmup + steps)
@@ -153,7 +154,8 @@ def machine_peak() -> dict[str, float]:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--one"]:
-        print(json.dumps(measure_rate(argv[1]) if "--rate-only" in argv else measure_one(argv[1])))
+        allocator = "system" if "--system-allocator" in argv else "tuned"
+        print(json.dumps(measure_rate(argv[1], allocator) if "--rate-only" in argv else measure_one(argv[1])))
         return
     names = argv or list(SHAPES)
     peak = machine_peak()

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from genlab import checkpoint, distributed
+from genlab.allocator import tune_allocator
 from genlab.config import RunConfig, incompatible_changes, validate
 from genlab.data import BatchLoader, DataBundle
 from genlab.device import autocast, grad_scaler, select_precision
@@ -162,6 +163,7 @@ class Trainer:
         self.run = run
         self.device = device
         self.precision = select_precision(cfg.train.precision, device)
+        tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()

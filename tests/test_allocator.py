@@ -1,0 +1,35 @@
+"""train.allocator: freed tensor memory stays in the process, so training steps stop page-faulting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genlab.allocator import tune_allocator
+
+SPEED = Path(__file__).parents[1] / "bench" / "train_speed.py"
+
+
+def _faults_per_image(*flags: str) -> float:
+    """The denoising AE's real training step (28x28, batch 128) in a fresh process, as the benchmark runs it."""
+    out = subprocess.run([sys.executable, str(SPEED), "--one", "dae28", "--rate-only", *flags],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["faults_per_image"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
+def test_tuned_allocator_stops_the_page_faults_of_training_steps():
+    if not tune_allocator("tuned"):
+        pytest.skip("no glibc mallopt in this Linux (e.g. musl)")
+    system, tuned = _faults_per_image("--system-allocator"), _faults_per_image()
+    # measured here: ~125 minor faults per image with glibc's defaults, under 1 when tuned
+    assert system > 20
+    assert tuned < system / 10
+
+
+def test_system_setting_changes_nothing():
+    assert tune_allocator("system") is False
