@@ -166,7 +166,7 @@ OUT = ("--out", "{tmp}/runs")
 CASES = [
     # config
     Case("config: unknown key", train("quickstart", *OUT, "--set", "train.epoch=3"),
-         "unknown key 'train.epoch'; did you mean 'train.epochs'? Valid keys here: batch_size, "),
+         "unknown key 'train.epoch'; did you mean 'train.epochs'? Valid keys here: allocator, batch_size, "),
     Case("config: wrong type", train("quickstart", *OUT, "--set", "train.batch_size=many"),
          "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'many')."),
     Case("config: value out of range", train("quickstart", *OUT, "--set", "data.val_fraction=1.5"),
