@@ -70,9 +70,10 @@ EpochCallback = Callable[[Objective, Progress], None]
 
 
 def uses_channels_last(cfg: RunConfig) -> bool:
-    """train.channels_last, or by image size when null (auto)."""
+    """train.channels_last; null (auto) is on: with train.allocator tuned, bench/train_speed.py measured NHWC
+    faster at every seed shape on this CPU, 28x28 included (before, page faults hid it there)."""
     if cfg.train.channels_last is None:
-        return cfg.data.image_size >= 64
+        return True
     return cfg.train.channels_last
 
 
