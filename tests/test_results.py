@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from genlab.cli import main
+from genlab.config import ObjectiveConfig
+from genlab.objectives.adversarial import CollapseMonitor
 from genlab.results import results_rows
 
 HEADER = "scope,split,epoch,step,images,seconds,loss_d,loss_g\n"
@@ -42,7 +44,9 @@ def test_values_come_from_the_run_folders_and_targets_are_judged(tmp_path):
 
 
 def test_collapse_warnings_are_counted_from_the_log(tmp_path):
-    _run(tmp_path, "dcgan_anime64", 10.0, None, 0.0, log="x\nWARNING possible GAN failure at step 5\n" * 2)
+    monitor = CollapseMonitor(ObjectiveConfig(kind="adversarial", collapse_check_every=1, collapse_patience=1))
+    message = monitor.check(5, {"loss_d": 0.0, "loss_g": 50.0})  # the real warning, as the engine logs it
+    _run(tmp_path, "dcgan_anime64", 10.0, None, 0.0, log=f"x\nWARNING {message}\n" * 2)
     _run(tmp_path, "dcgan_anime64_recommended", 10.0, None, 0.0, log="fine\n")
     _, rows = results_rows(tmp_path)
     assert _row(rows, "DCGAN", "collapse warnings")[2:] == ["2", "0", "0", "yes"]

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from genlab.objectives.adversarial import COLLAPSE_WARNING
 from genlab.report import RunInfo, read_run
 
-GAN_WARNING = re.compile(r"possible GAN failure")
+GAN_WARNING = re.compile(re.escape(COLLAPSE_WARNING))
 
 Value = Callable[[RunInfo], float | None]
 

@@ -39,6 +39,9 @@ def binary_entropy(p: float) -> float:
     return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
+COLLAPSE_WARNING = "possible GAN failure"  # how the warning starts; `genlab results` counts it in train.log
+
+
 class CollapseMonitor:
     """Flags K consecutive checks with D's loss near its minimum (D wins outright) or G's loss exploding.
 
@@ -59,7 +62,7 @@ class CollapseMonitor:
         self.streak = self.streak + 1 if bad else 0
         if self.streak < self.cfg.collapse_patience:
             return None
-        return (f"possible GAN failure at step {step}: D loss {d:.3g} (within {self.cfg.d_loss_floor:g} of its "
+        return (f"{COLLAPSE_WARNING} at step {step}: D loss {d:.3g} (within {self.cfg.d_loss_floor:g} of its "
                 f"minimum {self.d_min:.3g}?), "
                 f"G loss {g:.3g} (ceiling {self.cfg.g_loss_ceiling:g}) for {self.streak} consecutive checks; "
                 f"D may be saturated or G collapsed. Try a lower optim.lr_d, real_target < 1, or check samples")
