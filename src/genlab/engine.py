@@ -89,10 +89,15 @@ def make_loaders(data: DataBundle, cfg: RunConfig, device: torch.device, rank: i
     train = BatchLoader(data.train.images, data.train.labels, batch_size=bs, shuffle=True,
                         seed=cfg.train.seed, normalizer=data.normalizer, hflip=cfg.data.hflip,
                         drop_last=True, device=device, channels_last=cl, rank=rank, world_size=world_size)
-    val = BatchLoader(data.val.images, data.val.labels, batch_size=bs, shuffle=False, seed=cfg.train.seed,
-                      normalizer=data.normalizer, device=device, channels_last=cl, rank=rank,
-                      world_size=world_size)
-    return train, val
+    return train, make_val_loader(data, cfg, device, rank, world_size)
+
+
+def make_val_loader(data: DataBundle, cfg: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1
+                    ) -> BatchLoader:
+    """Validation batches in a fixed order; with several processes, this rank's share unless rank/world 0/1."""
+    return BatchLoader(data.val.images, data.val.labels, batch_size=cfg.train.batch_size, shuffle=False,
+                       seed=cfg.train.seed, normalizer=data.normalizer, device=device,
+                       channels_last=uses_channels_last(cfg), rank=rank, world_size=world_size)
 
 
 def evaluate(objective: Objective, loader: BatchLoader, seed: int, device: torch.device, precision: str,
@@ -170,7 +175,7 @@ class Trainer:
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.train_loader, self.val_loader = make_loaders(data, cfg, device, self.rank, self.world_size)
         # every validation image, for whole-set scores and preflight (the same loader for one process)
-        self.val_whole = self.val_loader if self.world_size == 1 else make_loaders(data, cfg, device)[1]
+        self.val_whole = self.val_loader if self.world_size == 1 else make_val_loader(data, cfg, device)
         self.steps_per_epoch = len(self.train_loader)
         total = cfg.train.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.train.max_steps) if cfg.train.max_steps else total

@@ -200,7 +200,7 @@ def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> lis
     image_spec = {"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width], "range": [0, 1],
                   "description": "images in [0, 1], channels first (genlab's normalisation already undone)"}
     if is_gan(model):
-        module = ImageDecoder(model.generator, mean, std).eval()
+        module = ImageDecoder(model.sampling_generator, mean, std).eval()
         if model.conditional:
             labels = torch.arange(TRACE_BATCH) % model.num_classes
             label_spec = {"name": "labels", "dtype": "int64", "shape": ["batch"],

@@ -17,6 +17,7 @@ from genlab import checkpoint, distributed
 from genlab.config import RunConfig
 from genlab.consistency import check_consistency
 from genlab.data import DataBundle, load_data
+from genlab.data.cache import CACHED_SOURCES
 from genlab.device import set_determinism
 from genlab.engine import EpochCallback, FitResult, Progress, Trainer
 from genlab.models import build_model, is_gan
@@ -49,10 +50,12 @@ def build_parts(cfg: RunConfig, device: torch.device):
 
 
 def _load_data(cfg: RunConfig) -> DataBundle:
-    """With data.download under torchrun, processes load in turns instead of all writing the same files at
-    once: rank 0, then the first process of every other machine (which finds rank 0's copy on a shared
-    disk, or downloads to its own), then the rest, which read what their machine has."""
-    if not (cfg.data.download and distributed.world_size() > 1):
+    """With data.download or a decoded-image cache under torchrun, processes load in turns instead of all
+    downloading, or decoding the same files and writing the same cache, at once: rank 0, then the first
+    process of every other machine (which finds rank 0's files on a shared disk, or makes its own), then
+    the rest, which read what their machine has."""
+    writes = cfg.data.download or (cfg.data.cache and cfg.data.name in CACHED_SOURCES)
+    if not (writes and distributed.world_size() > 1):
         return load_data(cfg.data)
     launch = distributed.launch_from_env()
     turn = 0 if launch.rank == 0 else 1 if launch.local_rank == 0 else 2
@@ -140,7 +143,7 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     try:
         log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s",
                  run.path, cfg.model.name, cfg.data.name, len(data.train), len(data.val), data.channels,
-                 cfg.data.image_size, cfg.data.image_size, f"{sum(p.numel() for p in model.parameters()):,}",
+                 cfg.data.image_size, cfg.data.image_size, _parameter_count(model),
                  device)
         if resume is not None:
             save_config(run, cfg)  # the run-length settings it continues with
@@ -206,3 +209,10 @@ def _log_to(path: Path) -> logging.Handler:
 def _close_log(handler: logging.Handler) -> None:
     logging.getLogger("genlab").removeHandler(handler)
     handler.close()
+
+
+def _parameter_count(model) -> str:
+    """Trained parameters, with a GAN's weight-averaged generator copy named apart, not added in."""
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return f"{trained:,}" + (f" (+{frozen:,} in the averaged generator)" if frozen else "")

@@ -109,3 +109,65 @@ def test_conditional_models_require_labels():
 def test_impossible_builds_are_clear_errors(name, kwargs, size, classes, match):
     with pytest.raises(GenlabError, match=match):
         build_model(name, kwargs, image_size=size, channels=1, num_classes=classes)
+
+
+def _gen_state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_weight_average_starts_as_the_generator_and_follows_it(name):
+    m = build_model(name, {**TINY[name], "ema_decay": 0.9}, image_size=16, channels=1, num_classes=3)
+    live, avg = _gen_state(m.generator), _gen_state(m.generator_ema)
+    assert all(torch.equal(live[k], avg[k]) for k in live)  # init reached the copy, then it was reset
+    assert not any(p.requires_grad for p in m.generator_ema.parameters())
+    before = _gen_state(m.generator_ema)
+    with torch.no_grad():
+        for p in m.generator.parameters():
+            p.add_(1.0)
+    for _ in range(3):  # ramp: decay min(0.9, (1+t)/(10+t)) = 0.1, 0.1818..., 0.25
+        m.update_average()
+    kept = 0.1 * (2 / 11) * 0.25  # share of the old weights left after three updates
+    for k, p in m.generator.named_parameters():
+        expected = before[k] * kept + p.detach() * (1 - kept)
+        assert torch.allclose(m.generator_ema.state_dict()[k], expected, atol=1e-5), k
+    assert int(m.ema_updates) == 3
+
+
+def test_sampling_uses_the_average_and_training_the_live_generator():
+    m = build_model("cgan", {**TINY["cgan"], "ema_decay": 0.99}, image_size=16, channels=1, num_classes=3).eval()
+    assert m.sampling_generator is m.generator_ema
+    z, y = torch.randn(4, 8), torch.arange(4) % 3
+    with torch.no_grad():
+        for p in m.generator.parameters():
+            p.mul_(-1.0)
+        assert torch.equal(m.decode(z, y), m.generator_ema(z, y))
+        assert not torch.equal(m.decode(z, y), m.generator(z, y))
+    plain = build_model("cgan", TINY["cgan"], image_size=16, channels=1, num_classes=3)
+    assert plain.sampling_generator is plain.generator and plain.generator_ema is None
+    plain.update_average()  # no average: nothing to do
+
+
+def test_weight_average_round_trips_and_adopts_older_checkpoints():
+    kw = {**TINY["dcgan"], "ema_decay": 0.99}
+    m = build_model("dcgan", kw, image_size=16, channels=1)
+    with torch.no_grad():
+        for p in m.generator.parameters():
+            p.add_(0.5)
+    m.update_average()
+    again = build_model("dcgan", kw, image_size=16, channels=1)
+    again.load_state_dict(m.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(again.generator_ema.state_dict().values(),
+                                                 m.generator_ema.state_dict().values()))
+    assert int(again.ema_updates) == 1
+    older = build_model("dcgan", TINY["dcgan"], image_size=16, channels=1)  # trained without the average
+    again.load_state_dict(older.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(again.generator_ema.state_dict().values(),
+                                                 older.generator.state_dict().values()))
+    assert int(again.ema_updates) == 0
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
+def test_weight_average_decay_out_of_range_is_a_clear_error(decay):
+    with pytest.raises(GenlabError, match=r"ema_decay must be in \[0, 1\)"):
+        build_model("dcgan", {**TINY["dcgan"], "ema_decay": decay}, image_size=16, channels=1)

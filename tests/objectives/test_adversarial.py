@@ -120,3 +120,16 @@ def test_auxiliary_classifier_adds_class_cross_entropy_to_both_losses():
 def test_without_auxiliary_classifier_no_class_terms():
     _, obj, batch = _setup(conditional=True)
     assert "loss_d_class" not in obj.train_step(batch, 0, Stepper())
+
+
+def test_generator_step_updates_the_weight_average():
+    torch.manual_seed(0)
+    model = build_model("dcgan", {"g_width": 4, "d_width": 4, "latent_dim": 8, "ema_decay": 0.99},
+                        image_size=16, channels=1)
+    obj = Adversarial(model, ObjectiveConfig(kind="adversarial"), OptimConfig(), Normalizer("minus_one_one", 1))
+    avg0 = _snapshot(model.generator_ema)
+    obj.train_step(Batch(torch.rand(6, 1, 16, 16) * 2 - 1, None), 0, Stepper())
+    assert int(model.ema_updates) == 1
+    live, avg = _snapshot(model.generator), _snapshot(model.generator_ema)
+    assert torch.allclose(avg, 0.1 * avg0 + 0.9 * live, atol=1e-6)  # first update: decay 0.1
+    assert all(p.grad is None for p in model.generator_ema.parameters())  # never trained directly

@@ -138,7 +138,7 @@ class Space:
 
         z = truncated_normal(GANSPACE_SAMPLES, self.latent_dim, None, seed=0)
         feats: list[torch.Tensor] = []
-        hook = _first_layer(self.model.generator).register_forward_hook(
+        hook = _first_layer(self.model.sampling_generator).register_forward_hook(
             lambda m, i, o: feats.append(o.detach().flatten(1).float()))
         try:
             labels = torch.arange(GANSPACE_SAMPLES) % self.num_classes if self.num_classes else None

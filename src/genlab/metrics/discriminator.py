@@ -40,5 +40,6 @@ def discriminator_classification(model: GAN, loader: BatchLoader, seed: int) -> 
         "n_real": int(n), "n_fake": int(n), "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
         "threshold": THRESHOLD, "positive_class": "real",
         "protocol": "discriminator classification of held-out real images vs an equal number of fresh "
-                    "samples (conditional models: sampled with the real images' labels); scikit-learn",
+                    "samples (conditional models: sampled with the real images' labels; models with "
+                    "ema_decay: from the weight-averaged generator, the one users sample); scikit-learn",
     }

@@ -8,6 +8,7 @@ z; the discriminator gets a learned per-class map of the image's size as an extr
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -38,23 +39,85 @@ class LabelMap(nn.Module):
 
 
 class GAN(nn.Module):
-    """Generator and discriminator with the shared sampling API used by figures and metrics."""
+    """Generator and discriminator with the shared sampling API used by figures and metrics.
+
+    ema_decay > 0 keeps a second generator whose weights (and BatchNorm statistics) are an exponential
+    moving average of the trained one's (Yazici et al. 2019, "The unusual effectiveness of averaging in
+    GAN training"; Karras et al. 2018). Adversarial training makes G's weights orbit rather than settle,
+    so one snapshot carries the phase of that orbit it was taken at; the average sits nearer its centre.
+    Sampling, figures, metrics and export then use the average; training steps use the live generator.
+    The average lives in the state dict, so checkpoints and resumed runs carry it.
+    """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, num_classes: int,
-                 image_shape: tuple[int, int, int]):
+                 image_shape: tuple[int, int, int], ema_decay: float = 0.0):
         super().__init__()
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1): 0 turns the average off, 0.99-0.9999 are usual "
+                             f"(got {ema_decay})")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.image_shape = image_shape
+        self.ema_decay = ema_decay
+        self.generator_ema: nn.Module | None = None
+        if ema_decay:
+            self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator that draws images for users: the weight average when there is one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """Move the average towards the live generator, after each generator step.
+
+        The decay ramps up as min(ema_decay, (1 + t) / (10 + t)) over the first updates (as TensorFlow's
+        ExponentialMovingAverage does with num_updates), so the average does not drag the random
+        initialisation through a short run.
+        """
+        if self.generator_ema is None:
+            return
+        t = int(self.ema_updates)
+        decay = min(self.ema_decay, (1 + t) / (10 + t))
+        live = dict(self.generator.state_dict())
+        avg, src = [], []
+        for name, value in self.generator_ema.state_dict().items():
+            if value.is_floating_point():
+                avg.append(value)
+                src.append(live[name])
+            else:  # BatchNorm's batch counter
+                value.copy_(live[name])
+        torch._foreach_lerp_(avg, src, 1.0 - decay)
+        self.ema_updates += 1
+
+    @torch.no_grad()
+    def reset_average(self) -> None:
+        """Start the average over: a copy of the live generator, no updates counted."""
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(self.generator.state_dict())
+            self.ema_updates.zero_()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # The average starts as a copy of the generator: a checkpoint from before ema_decay was set
+        # resumes with the average taken from there on.
+        if self.generator_ema is not None and not any(k.startswith("generator_ema.") for k in state_dict):
+            state_dict = dict(state_dict)
+            for k, v in list(state_dict.items()):
+                if k.startswith("generator."):
+                    state_dict["generator_ema." + k[len("generator."):]] = v
+            state_dict.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
+        return super().load_state_dict(state_dict, strict, assign)
+
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(z, labels)
+        return self.sampling_generator(z, labels)
 
     def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
                ) -> torch.Tensor:
@@ -144,7 +207,8 @@ class DCGANDiscriminator(nn.Module):
 
 
 def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
-          d_width: int = 64, conditional: bool = False, label_dim: int = 50, d_spectral_norm: bool = False) -> GAN:
+          d_width: int = 64, conditional: bool = False, label_dim: int = 50, d_spectral_norm: bool = False,
+          ema_decay: float = 0.0) -> GAN:
     valid = [8 * 2**k for k in range(1, 6)]
     if image_size not in valid:
         raise ValueError(f"dcgan doubles from 8x8, so image_size must be one of {valid} (got {image_size})")
@@ -153,8 +217,9 @@ def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: i
     k = num_classes if conditional else 0
     g = DCGANGenerator(latent_dim, image_size, channels, g_width, k, label_dim)
     d = DCGANDiscriminator(image_size, channels, d_width, k, d_spectral_norm)
-    model = GAN(g, d, latent_dim, k, (channels, image_size, image_size))
+    model = GAN(g, d, latent_dim, k, (channels, image_size, image_size), ema_decay)
     model.apply(dcgan_init)
+    model.reset_average()  # after init, which reached the copy too
     if d_spectral_norm:
         d.apply_spectral_norm()
     return model
@@ -232,8 +297,8 @@ class CGANDiscriminator(nn.Module):
 
 
 def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
-         d_width: int = 64, label_dim: int = 50, d_conditioning: str = "label_map", aux_classifier: bool = False
-         ) -> GAN:
+         d_width: int = 64, label_dim: int = 50, d_conditioning: str = "label_map", aux_classifier: bool = False,
+         ema_decay: float = 0.0) -> GAN:
     if not num_classes:
         raise ValueError("cgan needs a labelled data set (mnist, fashion_mnist, npz with labels, or one "
                          "sub-folder per class)")
@@ -242,6 +307,7 @@ def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: in
                          f"(got {image_size})")
     g = CGANGenerator(latent_dim, image_size, channels, g_width, num_classes, label_dim)
     d = CGANDiscriminator(image_size, channels, d_width, num_classes, d_conditioning, aux_classifier)
-    model = GAN(g, d, latent_dim, num_classes, (channels, image_size, image_size))
+    model = GAN(g, d, latent_dim, num_classes, (channels, image_size, image_size), ema_decay)
     model.apply(dcgan_init)
+    model.reset_average()  # after init, which reached the copy too
     return model

@@ -116,6 +116,7 @@ class Adversarial:
             extra["loss_g_class"] = F.cross_entropy(cls_g.float(), y_fake)
             loss_g = loss_g + self.cfg.class_loss_weight * extra["loss_g_class"]
         stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g, **extra})
+        self.model.update_average()
         return {
             "loss_d": loss_d.detach(), "loss_d_real": loss_d_real.detach(), "loss_d_fake": loss_d_fake.detach(),
             "loss_g": loss_g.detach(),
