@@ -36,6 +36,8 @@ from genlab.run import create_run, plan_run
 PAIRS = {
     "betavae_cats": ("betavae_cats", "betavae_cats_recommended", 3, 0),
     "dae": ("dae_fashion_mnist", "dae_fashion_mnist_recommended", 1, 10),
+    "cgan": ("cgan_mnist", "cgan_mnist_recommended", 1, 10),
+    "dcgan": ("dcgan_anime64", "dcgan_anime64_recommended", 3, 0),
 }
 BLOCKS, STEPS, WARMUP = 3, 6, 2
 

@@ -60,3 +60,18 @@ def test_cli_prints_markdown_and_refuses_a_missing_folder(tmp_path, capsys):
     assert "| Conditional GAN, MNIST | mean class accuracy | 0.9427 | — | ≥ 0.98 | — |" in out
     assert main(["results", str(tmp_path / "nowhere")]) != 0
     assert "holds the run folders" in capsys.readouterr().err
+
+
+def test_dcgan_distance_is_judged_against_the_seed_run(tmp_path):
+    for name, fd in (("dcgan_anime64", 1.40), ("dcgan_anime64_recommended", 1.10)):
+        _run(tmp_path, name, 10.0, None, 0.0)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"fd_randconv": {"fd_randconv": fd}}))
+    _, rows = results_rows(tmp_path)
+    assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[2:] == ["1.400", "1.100", "below the seed's", "yes"]
+    (tmp_path / "dcgan_anime64_recommended" / "metrics.json").write_text(
+        json.dumps({"fd_randconv": {"fd_randconv": 1.5}}))
+    _, rows = results_rows(tmp_path)
+    assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[5] == "no"
+    (tmp_path / "dcgan_anime64" / "metrics.json").unlink()  # nothing to compare with: not judged
+    _, rows = results_rows(tmp_path)
+    assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[5] == "—"
