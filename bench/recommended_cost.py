@@ -1,15 +1,15 @@
-"""Training cost of each recommended config against its seed config, measured side by side in one process.
+"""Training cost of each recommended config against its original-settings config, side by side in one process.
 
 "Equal or lower training wall time" is a ratio, and ratios measured in one run hold on a noisy shared
 machine while the wall times of runs made hours apart under other loads do not. For each experiment
-this builds both configs' real Trainers (model, objective, optimiser, batch size, layout) on synthetic
+this builds both configs' real training loops (model, objective, optimiser, batch size, layout) on synthetic
 uint8 data of the experiment's shape, times them in alternating blocks of steps, and prints
 
-  seed s/img, recommended s/img, their ratio, each config's epochs, and
-  wall-time ratio = (recommended epochs x recommended s/img) / (seed epochs x seed s/img)
+  original s/img, recommended s/img, their ratio, each config's epochs, and
+  wall-time ratio = (recommended epochs x recommended s/img) / (original epochs x original s/img)
 
-which is the recommended run's training time as a share of the seed run's on the same data (the
-epoch sizes are equal). Below 1 means the recommended config needs less time than the seed's.
+which is the recommended run's training time as a share of the original-settings run's on the same data (the
+epoch sizes are equal). Below 1 means the recommended config needs less time than the original's.
 
     python bench/recommended_cost.py            # every experiment (about 3 minutes on 2 cores)
     python bench/recommended_cost.py dae        # one
@@ -27,12 +27,10 @@ import torch
 
 from genlab.config import RunConfig, load, validate
 from genlab.data import DataBundle, ImageSet, Normalizer
-from genlab.engine import Trainer
-from genlab.models import build_model
-from genlab.objectives import build_objective
+from genlab.engine.loop import Loop
 from genlab.run import create_run, plan_run
 
-# experiment: (seed config, recommended config, channels, classes)
+# experiment: (original-settings config, recommended config, channels, classes)
 PAIRS = {
     "betavae_cats": ("betavae_cats", "betavae_cats_recommended", 3, 0),
     "dae": ("dae_fashion_mnist", "dae_fashion_mnist_recommended", 1, 10),
@@ -42,7 +40,7 @@ PAIRS = {
 BLOCKS, STEPS, WARMUP = 3, 6, 2
 
 
-def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Trainer:
+def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Loop:
     """The config's own training step on random images of its shape (no data set needed)."""
     size, batch = cfg.data.image_size, cfg.train.batch_size
     data_cfg = {"name": "digits", "image_size": size, "grayscale": channels == 1, "hflip": cfg.data.hflip,
@@ -59,13 +57,14 @@ def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Train
     norm = Normalizer(cfg.data.normalize, channels)
     data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], None if labels is None
                       else labels[:batch], names), channels, size, norm)
+    from genlab.train import loop_for
+
     torch.manual_seed(0)
-    net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=channels, num_classes=classes)
     run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)
-    return Trainer(build_objective(cfg, net, norm), data, cfg, run, torch.device("cpu"))
+    return loop_for(cfg, data, run, torch.device("cpu"))
 
 
-def seconds_per_image(trainers: list[Trainer]) -> list[float]:
+def seconds_per_image(trainers: list[Loop]) -> list[float]:
     """Alternating blocks, so a load change on the machine hits both configs alike."""
     for t in trainers:
         t.fit(stop_after_steps=WARMUP)
@@ -83,7 +82,7 @@ def main(argv: list[str]) -> None:
     names = argv or list(PAIRS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {BLOCKS} alternating blocks of "
           f"{STEPS} steps per config after {WARMUP} warm-up steps\n")
-    head = (f"{'experiment':14s} {'seed ms/img':>11s} {'rec ms/img':>10s} {'per-image':>9s} {'seed ep':>7s} "
+    head = (f"{'experiment':14s} {'orig ms/img':>11s} {'rec ms/img':>10s} {'per-image':>9s} {'orig ep':>7s} "
             f"{'rec ep':>6s} {'wall-time ratio':>15s}")
     print(head + "\n" + "-" * len(head))
     for name in names:

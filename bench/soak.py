@@ -19,9 +19,11 @@ import torch
 
 from genlab.config import validate
 from genlab.data import load_data
+from genlab.engine.hook import Hook
 from genlab.evaluate import EvalSettings, evaluate_loaded
-from genlab.figures import LoadedRun, render
-from genlab.run import RunDir
+from genlab.figures import render
+from genlab.models import capabilities
+from genlab.run import LoadedRun, RunDir
 from genlab.train import train
 
 WARMUP_EPOCHS = 5
@@ -52,17 +54,23 @@ def main(epochs: int = 60) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp) / cfg.name)
 
-        def every_epoch(objective, progress) -> None:
-            loaded = LoadedRun(run, cfg, objective.model, data, progress.step)
-            render(objective.model, data, cfg, run)  # every figure, every epoch
-            evaluate_loaded(loaded, ["reconstruction", "fd_randconv"], which="last",
-                            settings=EvalSettings(samples=128), strict=False)
-            objective.model.train()
-            samples.append((progress.epoch, rss_mib(), open_fds()))
-            e, rss, fds = samples[-1]
-            print(f"epoch {e:4d}  rss {rss:8.1f} MiB  open fds {fds:4d}", flush=True)
+        caps = capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
 
-        train(cfg, out=Path(tmp), callbacks=[every_epoch])
+        class EveryEpoch(Hook):
+            name = "soak"
+
+            def on_epoch_end(self, loop) -> None:
+                model, progress = loop.objective.model, loop.progress
+                loaded = LoadedRun(run, cfg, model, data, progress.step, caps, "last")
+                render(model, data, cfg, run, caps=caps)  # every figure, every epoch
+                evaluate_loaded(loaded, ["reconstruction", "fd_randconv"], which="last",
+                                settings=EvalSettings(samples=128), strict=False)
+                model.train()
+                samples.append((progress.epoch, rss_mib(), open_fds()))
+                e, rss, fds = samples[-1]
+                print(f"epoch {e:4d}  rss {rss:8.1f} MiB  open fds {fds:4d}", flush=True)
+
+        train(cfg, out=Path(tmp), hooks=[EveryEpoch()])
     first = samples[min(WARMUP_EPOCHS, len(samples) - 1)]
     last = samples[-1]
     per_epoch = (last[1] - first[1]) / max(last[0] - first[0], 1)

@@ -1,7 +1,8 @@
-"""Training speed of the engine for the seed shapes, against this machine's own peak and the references.
+"""Training speed of the engine for the original experiments' shapes, against this machine's own peak and the
+references.
 
 For each shape (synthetic uint8 data, so no data set is needed) it prints, from one run:
-  train img/s   the real Trainer (history, checkpoint bookkeeping and all) after a warm-up, NCHW layout
+  train img/s   the real training loop (history, checkpoint bookkeeping and all) after a warm-up, NCHW layout
   vs ref        that rate over the reference implementation's on this machine kind (target: >= 2)
   loader img/s  the BatchLoader alone (uint8 -> shuffled, flipped, normalised float batches)
   peak RSS      resident memory high-water mark of a fresh process that ran only this shape (MiB)
@@ -9,7 +10,7 @@ For each shape (synthetic uint8 data, so no data set is needed) it prints, from 
   % of peak     achieved FLOP/s over this machine's fp32 matmul peak, measured in the same run
   NHWC img/s    train img/s again with train.channels_last: true (the peak RSS is of the default run)
 
-and, for the seed-004 job (DCGAN, 50 epochs of ~21,000 anime faces at 64x64, batch 128), an estimate
+and, for the DCGAN experiment's job (50 epochs of ~21,000 anime faces at 64x64, batch 128), an estimate
 on paper for one H100: measured FLOPs per step over an assumed fraction of the GPU's published dense
 bf16 throughput, with the data rate the loader would need to keep up.
 
@@ -35,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.config import validate
 from genlab.data import DataBundle, ImageSet, Normalizer
-from genlab.engine import Trainer
+from genlab.engine.loop import Loop
 from genlab.run import create_run, plan_run
 
 SHAPES = {
@@ -46,7 +47,7 @@ SHAPES = {
     "res_vae128": ({"name": "res_vae"}, {"beta": 1.0}, 128, 3, 32),
     "dcgan64": ({"name": "dcgan"}, {"kind": "adversarial", "real_target": 0.98}, 64, 3, 128),
 }
-# Reference implementations on this machine kind (2 threads, same shapes and batches), from the issue:
+# Reference implementations on this machine kind (2 threads, same shapes and batches), from an earlier issue:
 # PyTorch-VAE's BetaVAE, pytorch/examples' DCGAN, a tutorial cGAN, a tutorial conv denoising AE.
 REFERENCE = {"dae28": 2600.0, "cgan28": 260.0, "beta_vae64": 150.0, "dcgan64": 80.0}
 
@@ -54,10 +55,10 @@ REFERENCE = {"dae28": 2600.0, "cgan28": 260.0, "beta_vae64": 150.0, "dcgan64": 8
 # small convolutional GANs typically reach (they are far from the large-matmul regime).
 H100_BF16_FLOPS = 989e12
 ASSUMED_UTILISATION = 0.15
-SEED004 = {"images": 21_000, "epochs": 50, "batch": 128}
+DCGAN_JOB = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
-def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned") -> Trainer:
+def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned") -> Loop:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
@@ -72,24 +73,21 @@ def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, a
     names = [str(i) for i in range(10)]
     data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], labels[:batch], names), ch, size,
                       Normalizer("minus_one_one", ch))
-    from genlab.models import build_model
-    from genlab.objectives import build_objective
+    from genlab.train import loop_for
 
     torch.manual_seed(0)
-    net = build_model(cfg.model.name, cfg.model.kwargs(), image_size=size, channels=ch, num_classes=10)
-    obj = build_objective(cfg, net, data.normalizer)
     run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)
-    return Trainer(obj, data, cfg, run, torch.device("cpu"))
+    return loop_for(cfg, data, run, torch.device("cpu"))
 
 
-def train_rate(trainer: Trainer, warmup: int, steps: int) -> float:
+def train_rate(trainer: Loop, warmup: int, steps: int) -> float:
     trainer.fit(stop_after_steps=warmup)
     t, images0 = time.perf_counter(), trainer.progress.images
     trainer.fit(stop_after_steps=warmup + steps)
     return (trainer.progress.images - images0) / (time.perf_counter() - t)
 
 
-def loader_rate(trainer: Trainer, batches: int = 20) -> float:
+def loader_rate(trainer: Loop, batches: int = 20) -> float:
     t, n = time.perf_counter(), 0
     for i, batch in enumerate(trainer.train_loader.batches(0)):
         n += batch.images.shape[0]
@@ -98,7 +96,7 @@ def loader_rate(trainer: Trainer, batches: int = 20) -> float:
     return n / (time.perf_counter() - t)
 
 
-def step_flops(trainer: Trainer) -> float:
+def step_flops(trainer: Loop) -> float:
     batch = next(iter(trainer.train_loader.batches(0)))
     with FlopCounterMode(display=False) as counter:
         trainer.objective.train_step(batch, trainer.progress.step, trainer.stepper)
@@ -177,13 +175,14 @@ def main(argv: list[str]) -> None:
               f"{r['train_cl']:10.1f}")
     if "dcgan64" in results:
         r = results["dcgan64"]
-        steps = SEED004["epochs"] * -(-SEED004["images"] // SEED004["batch"])
+        steps = DCGAN_JOB["epochs"] * -(-DCGAN_JOB["images"] // DCGAN_JOB["batch"])
         seconds = steps * r["flops"] / (H100_BF16_FLOPS * ASSUMED_UTILISATION)
-        print(f"\nseed-004 job on one H100 (on paper): {steps:,} steps x {r['flops'] / 1e9:.1f} GFLOP/step = "
+        print(f"\nthe DCGAN experiment's job on one H100 (on paper): {steps:,} steps x {r['flops'] / 1e9:.1f} "
+              f"GFLOP/step = "
               f"{steps * r['flops'] / 1e15:.2f} PFLOP; at {ASSUMED_UTILISATION:.0%} of {H100_BF16_FLOPS / 1e12:.0f} "
               f"TFLOP/s dense bf16: {seconds:.0f} s ({seconds / 60:.1f} min), needing "
-              f"{steps * SEED004['batch'] / seconds:,.0f} images/s from the loader (this CPU's loader: "
-              f"{r['loader']:,.0f} img/s; the seed took 33 min on a laptop GPU)")
+              f"{steps * DCGAN_JOB['batch'] / seconds:,.0f} images/s from the loader (this CPU's loader: "
+              f"{r['loader']:,.0f} img/s; the original run took 33 min on a laptop GPU)")
 
 
 if __name__ == "__main__":

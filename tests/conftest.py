@@ -26,7 +26,7 @@ def real_data() -> Path:
     root = os.environ.get("GENLAB_DATA")
     if not root:
         pytest.skip("GENLAB_DATA is not set: end-to-end tests on real data need it (see README, Testing)")
-    path = Path(root)
+    path = Path(root).absolute()  # resolved once, so a relative value is never joined to itself again
     if not path.is_dir():
         pytest.skip(f"GENLAB_DATA={root} is not a folder")
     return path

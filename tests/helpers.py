@@ -18,7 +18,8 @@ def tiny_config(**sections: dict[str, Any]) -> RunConfig:
                   "figures": False, "epoch_samples": False, "checkpoint_every_steps": 4},
     }
     for key, value in sections.items():
-        replace = not isinstance(value, dict) or (key == "model" and value.get("name", "vae") != "vae")
+        replace = not isinstance(value, dict) or (key == "model" and value.get("name", "vae") != "vae") or (
+            key == "objective" and value.get("kind", "reconstruction") != "reconstruction")
         base[key] = value if replace else {**base[key], **value}
     return validate(base)
 

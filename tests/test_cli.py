@@ -24,7 +24,7 @@ QUICKSTART = str(PACKAGED_CONFIGS / "quickstart.yaml")
 TRAIN_KEYS = ", ".join(sorted(TrainConfig.model_fields))
 
 # A tiny quickstart run: 3 steps of 16 images, and a small validation set to keep it fast.
-TINY = ["--set", "train.epochs=1", "--set", "train.max_steps=3", "--set", "train.batch_size=16",
+TINY = ["--set", "train.max_steps=3", "--set", "train.batch_size=16",
         "--set", "data.limit=64", "--set", "train.progress=false", "--set", "data.val_limit=16"]
 
 
@@ -337,3 +337,38 @@ def test_resume_continues_every_step_once(trained, tmp_path, capsys):
     assert [int(r["images"]) for r in rows if r["scope"] == "step"] == [16, 32, 48, 64, 80, 96]
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert (saved["train"]["max_steps"], saved["train"]["epochs"], saved["name"]) == (6, 2, "quickstart")
+
+
+# ------------------------------------------------------------------ listings from the registries
+
+
+@pytest.mark.parametrize(("command", "registry"), [("objectives", "genlab.objectives:OBJECTIVES"),
+                                                   ("metrics", "genlab.metrics.registry:METRICS"),
+                                                   ("data", "genlab.data.registry:SOURCES")])
+def test_each_registry_lists_every_entry_with_its_summary(capsys, command, registry):
+    import importlib
+
+    module, name = registry.split(":")
+    entries = getattr(importlib.import_module(module), name)
+    assert main([command]) == 0
+    out = capsys.readouterr().out
+    for key, entry in entries.items():
+        assert any(line.startswith(key) and entry.summary in line for line in out.splitlines()), key
+
+
+def test_eval_help_lists_the_registered_metrics(capsys):
+    from genlab.metrics.registry import METRICS
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name}: {m.summary}" in text for name, m in METRICS.items())
+
+
+def test_explore_without_flask_names_the_extra(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flask" else real(name, *a))
+    assert main(["explore", str(tmp_path)]) == 2
+    assert 'pip install "genlab[explore]"' in capsys.readouterr().err

@@ -13,7 +13,6 @@ import torch
 from genlab.config import (
     PACKAGED_CONFIGS,
     DataConfig,
-    ObjectiveConfig,
     RunConfig,
     TrainConfig,
     apply_overrides,
@@ -27,6 +26,8 @@ from genlab.config import (
 )
 from genlab.errors import GenlabError
 from genlab.models import MODELS, build_model, model_arguments
+from genlab.objectives import OBJECTIVES
+from genlab.objectives.reconstruction import ReconstructionConfig
 
 QUICKSTART = str(PACKAGED_CONFIGS / "quickstart.yaml")
 
@@ -54,8 +55,10 @@ def test_packaged_configs_lists_every_yaml_file_and_quickstart():
 @pytest.mark.parametrize("name", packaged_configs())
 def test_every_bundled_config_loads_and_validates(name):
     cfg = load(name)
-    assert isinstance(cfg, RunConfig)
     raw = read_yaml(PACKAGED_CONFIGS / f"{name}.yaml")
+    # the objective it names is one its model trains with, and it sets only that kind's keys
+    assert cfg.objective.kind in MODELS[cfg.model.name].trains_with, (name, cfg.objective.kind)
+    assert set(raw.get("objective", {})) <= set(OBJECTIVES[cfg.objective.kind].config.model_fields)
     assert cfg.name == (raw.get("name") or name)
     assert cfg.model.name in MODELS, cfg.model.name
     unknown = set(cfg.model.kwargs()) - set(model_arguments(cfg.model.name))
@@ -160,7 +163,7 @@ def test_set_with_an_empty_key_part_is_refused(override):
     ("data.imge_size=28",
      f"unknown key 'data.imge_size'; did you mean 'data.image_size'? Valid keys here: {_keys(DataConfig)}."),
     ("objective.bta=2",
-     f"unknown key 'objective.bta'; did you mean 'objective.beta'? Valid keys here: {_keys(ObjectiveConfig)}."),
+     f"unknown key 'objective.bta'; did you mean 'objective.beta'? Valid keys here: {_keys(ReconstructionConfig)}."),
     ("trian.epochs=3", f"unknown key 'trian'; did you mean 'train'? Valid keys here: {_keys(RunConfig)}."),
     ("colour.x=1", f"unknown key 'colour'. Valid keys here: {_keys(RunConfig)}."),
     ("data.random_crops={per_imag: 2, size: 16}",
@@ -205,8 +208,9 @@ def test_missing_required_sections(tmp_path):
     ("data.val_fraction=1.5", "data.val_fraction: Input should be less than 1 (got 1.5)."),
     ("data.val_fraction=0", "data.val_fraction: Input should be greater than 0 (got 0)."),
     ("data.image_size=4", "data.image_size: Input should be greater than or equal to 8 (got 4)."),
-    ("data.name=digitz", "data.name: Input should be 'digits', 'mnist', 'fashion_mnist', 'celeba', "
-                         "'image_folder', 'npz' or 'shapes' (got 'digitz')."),
+    ("data.name=digitz", "data.name: unknown data source; did you mean 'digits'? Input should be "
+                         "'celeba', 'digits', 'fashion_mnist', 'image_folder', 'mnist', 'npz' or 'shapes' "
+                         "(got 'digitz')."),
     ("train.progress=maybe", "train.progress: Input should be a valid boolean, unable to interpret input "
                              "(got 'maybe')."),
 ])
@@ -217,7 +221,7 @@ def test_bad_value_names_the_key_and_the_value(override, message):
 def test_unknown_device_is_refused():
     message = _error("quickstart", ["train.device=gpu"])
     assert message == (f"{QUICKSTART}: invalid configuration: "
-                       f"train: Value error, device must be auto, cpu, cuda or cuda:N (got 'gpu').")
+                       f"train: device must be auto, cpu, cuda or cuda:N (got 'gpu').")
     assert load("quickstart", ["train.device=cuda:1"]).train.device == "cuda:1"
 
 
@@ -258,6 +262,54 @@ def test_a_file_config_takes_its_name_from_the_file_unless_set(tmp_path):
     path.write_text("model: {name: ae}\ndata: {name: digits}\n")
     assert load(path).name == "exp7"
     assert load(path, ["name=other"]).name == "other"
+
+
+# ------------------------------------------------------------------ the objective section: one union, by kind
+
+
+@pytest.mark.parametrize(("section", "key", "owner"), [
+    ({"kind": "reconstruction", "real_target": 0.9}, "real_target", "adversarial"),
+    ({"kind": "adversarial", "beta": 10}, "beta", "reconstruction"),
+    ({"kind": "adversarial", "noise_std": 0.3}, "noise_std", "reconstruction"),
+])
+def test_a_key_of_another_objective_kind_is_an_error_naming_the_kind(tmp_path, section, key, owner):
+    path = tmp_path / "mixed.yaml"
+    model = "vae" if section["kind"] == "reconstruction" else "dcgan"
+    path.write_text(f"model: {{name: {model}}}\ndata: {{name: digits}}\nobjective: {section}\n")
+    message = _error(path)
+    assert f"unknown key 'objective.{key}': it belongs to objective.kind '{owner}'" in message
+    assert f"this objective's kind is '{section['kind']}'" in message
+    own = ", ".join(sorted(OBJECTIVES[section["kind"]].config.model_fields))
+    assert f"Valid keys here: {own}." in message
+
+
+def test_the_objective_kind_defaults_to_the_models_own():
+    assert load("quickstart", ["model.name=dcgan", "objective={}"]).objective.kind == "adversarial"
+    assert load("quickstart", ["objective={}"]).objective.kind == "reconstruction"
+    message = _error("quickstart", ["objective.kind=diffusionn"])
+    assert "objective.kind 'diffusionn' is not an objective kind; registered kinds: " in message
+
+
+def test_ramps_are_given_in_steps_or_epochs_not_both():
+    assert load("quickstart", ["objective.kl_warmup_epochs=1.5"]).objective.kl_warmup_epochs == 1.5
+    steps = load("quickstart", ["objective.kl_warmup_epochs=null", "objective.kl_warmup_steps=200"]).objective
+    assert (steps.kl_warmup_steps, steps.kl_warmup_epochs) == (200, None)
+    message = _error("quickstart", ["objective.kl_warmup_steps=5"])  # the file already gives epochs
+    assert "objective.kl_warmup_steps or objective.kl_warmup_epochs, not both (got 5 steps and 10.0 epochs)" \
+        in message
+
+
+def test_a_saved_config_of_the_previous_version_loads_without_the_other_kinds_keys():
+    """genlab 0.1 stored every objective key of every kind; those had no effect and are dropped."""
+    from genlab.config import validate_saved
+
+    old = read_yaml(Path(__file__).parent / "fixtures" / "runs_v0_1" / "cgan" / "config.yaml")
+    assert "beta" in old["objective"] and old["objective"]["kind"] == "adversarial"
+    with pytest.raises(GenlabError, match="it belongs to objective.kind 'reconstruction'"):
+        validate(old)  # as a config a user wrote, it would be refused
+    cfg = validate_saved(old, "config.yaml")
+    assert cfg.objective.kind == "adversarial" and cfg.objective.real_target == 0.9
+    assert "beta" not in cfg.to_dict()["objective"]
 
 
 # ------------------------------------------------------------------ resuming: which changes are allowed
@@ -352,3 +404,29 @@ def test_a_bundled_name_resolves_to_the_packaged_file(tmp_path, monkeypatch):
     (tmp_path / "quickstart").write_text("model: {name: ae}\ndata: {name: digits}\n")
     assert resolve_config_path("quickstart") == Path("quickstart")
     assert load("quickstart").model.name == "ae"
+
+
+def test_a_saved_config_of_this_version_round_trips_unchanged():
+    """Only a section written by genlab 0.1 (it has keys of other kinds) is migrated."""
+    from genlab.config import validate_saved
+
+    cfg = load("quickstart", ["objective.capacity_max=25", "objective.capacity_steps=10000"])
+    again = validate_saved(cfg.to_dict(), "config.yaml")
+    assert again == cfg and incompatible_changes(again, cfg) == []
+    with pytest.raises(GenlabError, match="did you mean 'objective.beta'"):  # a typo is still reported
+        validate_saved({**cfg.to_dict(), "objective": {"kind": "reconstruction", "bta": 2}}, "config.yaml")
+
+
+def test_a_saved_use_test_split_that_genlab_0_1_ignored_is_cleared():
+    from genlab.config import validate_saved
+
+    saved = {**load("quickstart").to_dict()}
+    saved["data"] = {**saved["data"], "use_test_split": True}
+    assert validate_saved(saved, "config.yaml").data.use_test_split is False
+
+
+def test_an_unknown_model_is_not_hidden_by_the_objective_section():
+    cfg = load("quickstart", ["model.name=vea", "objective={beta: 2}"])  # validates; the model fails when built
+    assert cfg.objective.kind == "reconstruction"
+    with pytest.raises(GenlabError, match="unknown model 'vea'; did you mean 'vae'"):
+        build_model(cfg.model.name, cfg.model.kwargs(), image_size=32, channels=1)

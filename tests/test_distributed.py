@@ -267,7 +267,7 @@ def test_without_torchrun_the_helpers_do_nothing():
 
 def test_a_repeated_signal_aborts_one_process_but_not_a_torchrun_worker():
     """Under SLURM a worker gets SIGTERM from the job step and again from torchrun: that is not "now"."""
-    from genlab.engine import _Signals
+    from genlab.engine.signals import Signals as _Signals
 
     with _Signals(repeat_aborts=False) as sig:
         for _ in range(2):

@@ -15,7 +15,7 @@ import torch
 from genlab import checkpoint
 from genlab.errors import NonFiniteLoss, TrainingInterrupted
 from genlab.train import train
-from helpers import tiny_config
+from helpers import tiny_config, with_overrides
 
 STEPS = 3 * (96 // 16)  # epochs x batches per epoch (drop_last)
 
@@ -73,7 +73,8 @@ def test_best_checkpoint_tracks_lowest_validation_loss(tmp_path):
     rows = [r for r in _rows(tmp_path / "tiny") if r["scope"] == "epoch" and r["split"] == "val"]
     losses = [float(r["loss"]) for r in rows]
     best = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "best.pt")
-    assert best["progress"]["best_epoch"] == losses.index(min(losses)) == out.result.progress.best_epoch
+    assert best["hooks"]["best"]["epoch"] == losses.index(min(losses)) == out.result.best["epoch"]
+    assert best["hooks"]["best"]["value"] == pytest.approx(min(losses), rel=1e-5)
 
 
 def test_resume_a_finished_run_with_more_epochs_continues(tmp_path):
@@ -191,7 +192,7 @@ def test_skip_policy_drops_the_poisoned_batch_and_counts_it(tmp_path, monkeypatc
     _poison_kl_at(monkeypatch, {9})
     out = train(tiny_config(train={"on_nonfinite": "skip"}), out=tmp_path)
     state = checkpoint.load(out.run.last)
-    assert state["progress"]["skipped_batches"] == 1 and out.result.progress.step == 18
+    assert state["hooks"]["nonfinite"]["skipped"] == 1 and out.result.progress.step == 18
     steps = [int(r["step"]) for r in _rows(tmp_path / "tiny") if r["scope"] == "step"]
     assert 10 not in steps and steps == [s for s in range(1, 19) if s != 10]
     assert any("'kl' is nan at step 10: batch skipped" in r.getMessage() for r in genlab_log.records)
@@ -234,7 +235,7 @@ def test_non_finite_gradient_stops_naming_the_step(tmp_path, monkeypatch):
 def test_non_finite_gradient_with_skip_policy_continues_and_counts_it(tmp_path, monkeypatch):
     _poison_gradient_at(monkeypatch, 6)
     out = train(tiny_config(train={"on_nonfinite": "skip"}), out=tmp_path)
-    assert checkpoint.load(out.run.last)["progress"]["skipped_batches"] == 1
+    assert checkpoint.load(out.run.last)["hooks"]["nonfinite"]["skipped"] == 1
 
 
 GAN = {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
@@ -248,10 +249,10 @@ def test_gan_best_checkpoint_by_proxy_score_every_n_steps(tmp_path):
     evals = [r for r in rows if r["split"] == "val"]
     assert [int(r["step"]) for r in evals] == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # every 2 steps + epoch ends
     scores = [float(r["fd_randconv"]) for r in evals]
-    best = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "best.pt")["progress"]
+    best = checkpoint.load(tmp_path / "tiny" / "checkpoints" / "best.pt")["hooks"]["best"]
     assert out.result.best_metric == "fd_randconv"
-    assert best["best_value"] == pytest.approx(min(scores), rel=1e-4)
-    assert best["best_step"] == int(evals[scores.index(min(scores))]["step"])
+    assert best["value"] == pytest.approx(min(scores), rel=1e-4)
+    assert best["step"] == int(evals[scores.index(min(scores))]["step"])
 
 
 def test_best_metric_must_exist(tmp_path):
@@ -287,7 +288,8 @@ def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):
 
     def recording(model, normalizer, path, n=32, seed=0, **kw):
         gen = torch.Generator().manual_seed(seed)
-        drawn.append(torch.randn(n, model.latent_dim, generator=gen))
+        if path.parent.name == "epochs":  # not the end-of-training samples.png
+            drawn.append(torch.randn(n, model.latent_dim, generator=gen))
         return original(model, normalizer, path, n=n, seed=seed, **kw)
 
     monkeypatch.setattr(figures_module, "sample_figure", recording)
@@ -314,7 +316,7 @@ def test_resume_removes_temporary_files_left_by_a_killed_write(tmp_path):
 
 
 def test_channels_last_trains_the_same_numbers(tmp_path):
-    from genlab.engine import uses_channels_last
+    from genlab.engine.loaders import uses_channels_last
 
     runs = {}
     for layout in (False, True):
@@ -363,12 +365,13 @@ def _val_epoch_rows(run_dir):
 
 
 def test_a_vae_whose_kl_overwhelms_the_likelihood_gets_the_collapse_warning(tmp_path, monkeypatch, genlab_log):
-    from genlab import engine
+    from genlab.engine.hooks import progress
 
     bar = _Bar()
-    monkeypatch.setattr(engine, "_progress_bar", lambda *a, **k: bar)
-    # seed 001's pixel-mean reduction with a huge beta: the KL term wins and the posterior collapses
-    out = train(_latent_config("collapse", objective={"beta": 1000.0, "reduction": "mean"}), out=tmp_path)
+    monkeypatch.setattr(progress.ProgressBar, "_open", lambda self, loop: setattr(self, "bar", bar) or bar)
+    # the β-VAE experiment's pixel-mean reduction with a huge beta: the KL term wins and the posterior collapses
+    cfg = _latent_config("collapse", objective={"beta": 1000.0, "reduction": "mean"})
+    out = train(with_overrides(cfg, "train.progress=true"), out=tmp_path)  # the bar above stands in for tqdm
     collapse = [r for r in genlab_log.records if r.getMessage().startswith("posterior collapse")]
     assert len(collapse) == 1 and collapse[0].levelname == "WARNING"  # logged once, not at every epoch end
     message = collapse[0].getMessage()
@@ -380,7 +383,7 @@ def test_a_vae_whose_kl_overwhelms_the_likelihood_gets_the_collapse_warning(tmp_
     stats = json.loads(out.run.latent_stats.read_text())
     assert (stats["epoch"], stats["latent_dim"], stats["warning"]) == (2, 4, message)
     assert len(stats["kl_per_dim"]) == 4 and stats["active_units"] == int(rows[-1]["active_units"])
-    assert checkpoint.load(out.run.last)["latent"]["warning"] == message
+    assert checkpoint.load(out.run.last)["hooks"]["latent_usage"]["warning"] == message
     assert out.warnings[-1] == message and out.warnings[0].startswith("objective.reduction 'mean'")
     assert bar.postfixes[-1]["active"] == f"{stats['active_units']}/4" and bar.postfixes[-1]["warning"] == "see log"
     assert message in out.run.log.read_text()
@@ -402,4 +405,47 @@ def test_models_without_a_kl_get_no_latent_usage(tmp_path, family):
     out = train(tiny_config(**extra, train={"epochs": 1}), out=tmp_path)
     assert "active_units" not in _rows(out.run.path)[0]
     assert not out.run.latent_stats.exists()
-    assert checkpoint.load(out.run.last)["latent"] == {"warning": None, "flags": [], "active": None}
+    assert "latent_usage" not in checkpoint.load(out.run.last)["hooks"]  # no such hook: nothing saved
+
+
+def test_hooks_need_the_whole_protocol_and_a_name_of_their_own(tmp_path):
+    from genlab.engine.hook import Hook
+
+    class Plain:
+        name = "plain"
+
+        def on_step(self, loop, record):
+            pass
+
+    class Named(Hook):
+        name = "history"  # the engine's own history hook has this name
+
+    with pytest.raises(TypeError, match="Plain is not a loop hook: it lacks on_evaluation"):
+        train(tiny_config(), out=tmp_path / "a", hooks=[Plain()])
+    with pytest.raises(ValueError, match="two loop hooks are named history"):
+        train(tiny_config(), out=tmp_path / "b", hooks=[Named()])
+
+
+def test_a_hook_can_stop_the_run_and_the_summary_says_how_it_ended(tmp_path):
+    from genlab.engine.hook import Hook
+
+    class StopAtFive(Hook):
+        name = "stop_at_five"
+
+        def stop_reason(self, loop):
+            return "enough" if loop.progress.step >= 5 else None
+
+    out = train(tiny_config(), out=tmp_path, hooks=[StopAtFive()])
+    assert out.result.stopped_early == "enough" and out.result.progress.step == 5
+    summary = json.loads((out.run.path / "summary.json").read_text())
+    assert summary["status"] == "stopped early: enough" and summary["progress"]["steps"] == 5
+    assert summary["images"] == {"train": 96, "validation": 24} and summary["best"]["metric"] == "loss"
+
+
+def test_a_non_finite_stop_is_summarised_as_a_failure_at_the_last_step_taken(tmp_path, monkeypatch):
+    _poison_kl_at(monkeypatch, {6})
+    with pytest.raises(NonFiniteLoss):
+        train(tiny_config(), out=tmp_path)
+    summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())
+    assert summary["status"].startswith("failed: NonFiniteLoss: loss term 'kl' is nan at step 7")
+    assert summary["progress"]["steps"] == 6  # the poisoned seventh step was not taken

@@ -105,7 +105,7 @@ def test_named_metric_that_does_not_apply_is_an_error_naming_why(runs):
         evaluate_run(runs["vae"], ["class_accuracy"])
     with pytest.raises(GenlabError, match="no encoder"):
         evaluate_run(runs["cgan"], ["reconstruction"])
-    with pytest.raises(GenlabError, match="unknown metric.*valid: reconstruction"):
+    with pytest.raises(GenlabError, match="unknown metric.*valid: .*reconstruction"):
         evaluate_run(runs["vae"], ["psnr"])
 
 

@@ -16,9 +16,10 @@ import torch
 
 from genlab import export as export_mod
 from genlab.errors import GenlabError
-from genlab.export import FORMATS, TRACE_BATCH, export_run, sha256_file
-from genlab.figures import LoadedRun, load_run
-from genlab.models import build_model, is_gan
+from genlab.export import FORMATS, TRACE_BATCH, export_run
+from genlab.io import sha256_of
+from genlab.models import build_model
+from genlab.run import LoadedRun, load_run
 from genlab.train import train
 from helpers import tiny_config
 
@@ -70,7 +71,7 @@ def _manifest(run: Path) -> dict:
 def _inputs(loaded: LoadedRun, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(batch, loaded.model.latent_dim, generator=gen)
-    if is_gan(loaded.model) and loaded.model.conditional:
+    if loaded.caps.conditional:
         return z, torch.randint(0, loaded.model.num_classes, (batch,), generator=gen)
     return (z,)
 
@@ -88,7 +89,7 @@ def _real_images(loaded: LoadedRun, batch: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def _graph_name(loaded: LoadedRun) -> str:
-    return "generator" if is_gan(loaded.model) else "decoder"
+    return "decoder" if loaded.caps.has_encoder else "generator"
 
 
 def test_export_writes_every_file_with_its_hash(exported):
@@ -104,7 +105,7 @@ def test_export_writes_every_file_with_its_hash(exported):
     assert set(manifest["graphs"]) == set(graphs)
     assert set(manifest["files"]) == expected - {"model.json"}
     for file, entry in manifest["files"].items():
-        assert entry["sha256"] == sha256_file(out / file), file
+        assert entry["sha256"] == sha256_of(out / file), file
         assert entry["bytes"] == (out / file).stat().st_size
     loaded = load_run(run)
     assert manifest["source"]["step"] == loaded.step > 0
@@ -112,12 +113,14 @@ def test_export_writes_every_file_with_its_hash(exported):
     image = manifest["graphs"][graphs[0]]["outputs"][0]
     assert image["shape"] == ["batch", *loaded.model.image_shape]
     assert image["range"] == [0, 1]
-    if name == "cgan":
-        assert [i["name"] for i in manifest["graphs"]["generator"]["inputs"]] == ["z", "labels"]
-        assert manifest["model"]["conditional"] is True
-    if name in ("vae", "ae"):
-        outputs = [o["name"] for o in manifest["graphs"]["encoder"]["outputs"]]
-        assert outputs == (["mean", "logvar"] if name == "vae" else ["mean"])
+    # every case states its graphs' inputs and outputs: z (and labels for the conditional one) in, an image out;
+    # the autoencoders' encoders give the mean, and the variational one its log-variance too
+    conditional = name == "cgan"
+    assert [i["name"] for i in manifest["graphs"][graphs[0]]["inputs"]] == (["z", "labels"] if conditional
+                                                                             else ["z"])
+    assert manifest["model"]["conditional"] is conditional
+    encoder_outputs = {"vae": ["mean", "logvar"], "ae": ["mean"]}.get(name)
+    assert [o["name"] for o in manifest["graphs"].get("encoder", {}).get("outputs", [])] == (encoder_outputs or [])
     assert manifest["normalization"]["mean"] == [0.5] and manifest["normalization"]["std"] == [0.5]
 
 

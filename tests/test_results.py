@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from genlab.cli import main
-from genlab.config import ObjectiveConfig
-from genlab.objectives.adversarial import CollapseMonitor
+from genlab.objectives.adversarial import AdversarialConfig, CollapseMonitor
 from genlab.results import results_rows
 
 HEADER = "scope,split,epoch,step,images,seconds,loss_d,loss_g\n"
@@ -44,7 +43,7 @@ def test_values_come_from_the_run_folders_and_targets_are_judged(tmp_path):
 
 
 def test_collapse_warnings_are_counted_from_the_log(tmp_path):
-    monitor = CollapseMonitor(ObjectiveConfig(kind="adversarial", collapse_check_every=1, collapse_patience=1))
+    monitor = CollapseMonitor(AdversarialConfig( collapse_check_every=1, collapse_patience=1))
     message = monitor.check(5, {"loss_d": 0.0, "loss_g": 50.0})  # the real warning, as the engine logs it
     _run(tmp_path, "dcgan_anime64", 10.0, None, 0.0, log=f"x\nWARNING {message}\n" * 2)
     _run(tmp_path, "dcgan_anime64_recommended", 10.0, None, 0.0, log="fine\n")
@@ -56,7 +55,7 @@ def test_cli_prints_markdown_and_refuses_a_missing_folder(tmp_path, capsys):
     _run(tmp_path, "cgan_mnist", 1000.0, 0.9427, 0.79)
     assert main(["results", str(tmp_path), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("| experiment | measure | seed settings | recommended | target | reached |")
+    assert out.startswith("| experiment | measure | original settings | recommended | target | reached |")
     assert "| Conditional GAN, MNIST | mean class accuracy | 0.9427 | — | ≥ 0.98 | — |" in out
     assert main(["results", str(tmp_path / "nowhere")]) != 0
     assert "holds the run folders" in capsys.readouterr().err
@@ -67,7 +66,7 @@ def test_dcgan_distance_is_judged_against_the_seed_run(tmp_path):
         _run(tmp_path, name, 10.0, None, 0.0)
         (tmp_path / name / "metrics.json").write_text(json.dumps({"fd_randconv": {"fd_randconv": fd}}))
     _, rows = results_rows(tmp_path)
-    assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[2:] == ["1.400", "1.100", "below the seed's", "yes"]
+    assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[2:] == ["1.400", "1.100", "below the original's", "yes"]
     (tmp_path / "dcgan_anime64_recommended" / "metrics.json").write_text(
         json.dumps({"fd_randconv": {"fd_randconv": 1.5}}))
     _, rows = results_rows(tmp_path)

@@ -1,8 +1,8 @@
 """Checkpoints that survive crashes and cannot run code when loaded.
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
-the old one (os.replace is atomic on POSIX), so a kill at any moment leaves either the previous
-complete file or the new complete file. The state is serialised with torch.save, wrapped with its
+A checkpoint is written by genlab.io.atomic_write (a temporary file in the same folder, flushed to
+disk, renamed over the old one), so a kill at any moment leaves either the previous complete file or
+the new complete file. The state is serialised with torch.save, wrapped with its
 SHA-256 and a format version, and always read back with `weights_only=True`: a flipped byte is
 reported as corruption, and a crafted pickle is refused instead of executed.
 """
@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 
 from genlab import __version__
 from genlab.errors import GenlabError
+from genlab.io import atomic_write
 
 FORMAT_VERSION = 1
 PAUSE_ENV = "GENLAB_TEST_PAUSE_IN_CHECKPOINT"
@@ -40,20 +40,14 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     out = io.BytesIO()
     torch.save(wrapper, out)
     payload = out.getbuffer()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             f.write(payload[: len(payload) // 2])
             _test_pause(f)
             f.write(payload[len(payload) // 2:])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+
+    atomic_write(path, write)
 
 
 def _test_pause(f) -> None:
@@ -102,16 +96,3 @@ def _unreadable(path: Path, exc: Exception) -> str:
                 f"that genlab wrote.")
     first = full.split("\n")[0].split(". ")[0].rstrip(".")  # torch appends paragraphs of advice
     return f"{path} is truncated, corrupt or not a checkpoint ({type(exc).__name__}: {first[:200]})."
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -1,4 +1,4 @@
-"""`genlab compare`: one table of every stored score across runs (seed 001's Tables 2 and 3 are this table).
+"""`genlab compare`: one table of every stored score across runs (the β-VAE experiment's Tables 2 and 3 are this table).
 
 Rows are `entry / metric`, columns are runs, so adding a run never widens the terminal beyond reason;
 a mean with its std shows as one cell. The protocol stays in metrics.json and the report; here only

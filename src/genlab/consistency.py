@@ -1,20 +1,23 @@
-"""Settings that are each valid but do not fit together, found before any data is read.
+"""Settings that are each valid but do not fit together, found before any data is read (and, for what
+depends on the run's length in steps, as soon as the data is loaded).
 
 The schema checks one key at a time; these rules look at several. A combination that cannot train
 at all is a GenlabError; one that trains but not as its keys suggest is a warning (`genlab train`
-logs it before it starts, and into the run's train.log), so a seed's deliberate choices stay runnable.
+logs it before it starts, and into the run's train.log), so an original experiment's deliberate choices
+stay runnable. Rules that belong to one objective kind live in its module (ObjectiveEntry.checks); the
+ones here hold for every run.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from genlab.config import RunConfig
 from genlab.data.loader import NORMALIZATION
-from genlab.data.sources import channels_of
+from genlab.data.registry import channels_of
 from genlab.errors import GenlabError
-from genlab.models import FIXED_OUTPUT_ACTIVATION, VARIATIONAL, output_activation
+from genlab.models import MODELS, output_activation
+from genlab.objectives import OBJECTIVES, Plan
 
 # The open interval each output activation can produce; `none` is unbounded and never checked.
 ACTIVATION_RANGE = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -24,7 +27,12 @@ USUAL_LR = {"adam": (1e-6, 1e-2), "adamw": (1e-6, 1e-2), "sgd": (1e-5, 1.0)}
 
 def check_consistency(cfg: RunConfig) -> list[str]:
     """Warnings for this config, one sentence group each; raises GenlabError for a run that cannot work."""
-    return [*_output_range(cfg), *_reduction(cfg), *_learning_rates(cfg)]
+    return [*_output_range(cfg), *OBJECTIVES[cfg.objective.kind].checks(cfg), *_learning_rates(cfg)]
+
+
+def check_plan(cfg: RunConfig, plan: Plan) -> list[str]:
+    """Warnings that need the run's length in steps (known once the data is loaded): ramps longer than the run."""
+    return OBJECTIVES[cfg.objective.kind].plan_checks(cfg, plan)
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ def _output_range(cfg: RunConfig) -> list[str]:
     normalize = cfg.data.normalize
     fit = range_fit(activation, normalize, channels_of(cfg.data))
     lo, hi = ACTIVATION_RANGE[activation]
-    key = (f"the {name} generator's fixed {activation.capitalize()} output" if name in FIXED_OUTPUT_ACTIVATION
+    fixed = name in MODELS and MODELS[name].output_activation is not None
+    key = (f"the {name} generator's fixed {activation.capitalize()} output" if fixed
            else f"model.output_activation {activation!r}")
     where = (f"{key} produces values in ({lo:g}, {hi:g}), but data.normalize {normalize!r} puts pixels in "
              f"[{fit.data_range[0]:.2f}, {fit.data_range[1]:.2f}]")
@@ -77,48 +86,21 @@ def _output_range(cfg: RunConfig) -> list[str]:
         if activation == "sigmoid":
             raise GenlabError(f"{cannot}, and the run cannot learn them. Set data.normalize: zero_one with a "
                               f"sigmoid, or model.output_activation: tanh with data.normalize: minus_one_one.")
-        fix = ("data.normalize: minus_one_one" if name in FIXED_OUTPUT_ACTIVATION
+        fix = ("data.normalize: minus_one_one" if fixed
                else "data.normalize: minus_one_one with tanh, or model.output_activation: none")
         return [f"{cannot}. Use {fix}."]
     if fit.wasted > 0.01:
-        fix = ("data.normalize: minus_one_one" if name in FIXED_OUTPUT_ACTIVATION
+        fix = ("data.normalize: minus_one_one" if fixed
                else "data.normalize: minus_one_one, or model.output_activation: sigmoid")
         return [f"{where}: {fit.wasted:.0%} of its output range is never a pixel value, and an output there "
                 f"is clipped to black. Use {fix}."]
     return []
 
 
-def _reduction(cfg: RunConfig) -> list[str]:
-    o = cfg.objective
-    if cfg.model.name not in VARIATIONAL or o.kind != "reconstruction" or o.reduction != "mean":
-        return []
-    c, s = channels_of(cfg.data), cfg.data.image_size
-    d = c * s * s
-    scale = (f"objective.reduction 'mean' averages the reconstruction error over the C·H·W = {c}·{s}·{s} = {d:,} "
-             f"values of an image while the KL stays a per-image sum, so the KL weighs {d:,} times more than")
-    if o.capacity_max is not None:
-        return [f"{scale} objective.gamma = {o.gamma:g} says: in the per-image scale of Burgess et al. 2018 "
-                f"(reduction: sum) this is gamma = {o.gamma * d:.4g}. For gamma as in the paper, use "
-                f"objective.reduction: sum."]
-    weight = o.beta * o.kld_weight
-    effective = weight * d
-    if math.isclose(effective, 1.0, rel_tol=1e-6):  # the textbook VAE, divided by C·H·W
-        return []
-    return [f"{scale} beta · kld_weight = {o.beta:g} · {o.kld_weight:g} = {weight:.4g} says: in the per-image "
-            f"scale of Higgins et al. 2017 (reduction: sum) this is beta = {effective:.4g}. For beta as in the "
-            f"paper, use objective.reduction: sum and set objective.beta with kld_weight 1."]
-
-
 def _learning_rates(cfg: RunConfig) -> list[str]:
     o = cfg.optim
     low, high = USUAL_LR[o.name]
-    keys: dict[str, float] = {}
-    if cfg.objective.kind == "adversarial":
-        keys.update({k: v for k, v in (("optim.lr_g", o.lr_g), ("optim.lr_d", o.lr_d)) if v is not None})
-        if o.lr_g is None or o.lr_d is None:  # lr is the rate of G or D
-            keys["optim.lr"] = o.lr
-    else:
-        keys["optim.lr"] = o.lr
+    keys = OBJECTIVES[cfg.objective.kind].learning_rates(o)
     out = []
     for key, lr in keys.items():
         if low <= lr <= high:

@@ -1,8 +1,8 @@
 """`genlab export`: a trained run as files that another program can load without genlab.
 
-    decoder.pt / .onnx   z -> image            (VAE family: ae, vae, beta_vae, res_vae)
+    decoder.pt / .onnx   z -> image            (models with an encoder: the autoencoder family)
     encoder.pt / .onnx   image -> mean[, logvar]
-    generator.pt / .onnx z[, labels] -> image  (GANs: dcgan, cgan)
+    generator.pt / .onnx z[, labels] -> image  (models without one: the GANs)
     model.safetensors    the full state dict (a GAN's discriminator included), for fine-tuning in genlab
     model.json           how to rebuild the model, the contract of each graph, SHA-256 of each file
 
@@ -30,11 +30,9 @@ Loading without genlab:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import inspect
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +44,8 @@ from torch import nn
 
 from genlab import __version__
 from genlab.errors import GenlabError
-from genlab.models import is_gan
-from genlab.run import write_text_atomic
+from genlab.io import atomic_write, sha256_of
+from genlab.models import Capabilities
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 EXPORT_DIR = "export"
@@ -128,7 +126,7 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     model.json is always written, last, and lists only this export's files with their SHA-256, so a consumer
     can tell them from a stale file of an earlier export, or from one an interrupted export replaced.
     """
-    from genlab.figures import load_run  # pulls in plotting libraries: load them only when exporting
+    from genlab.run import load_run
 
     chosen = check_formats(formats)
     if "onnx" in chosen:
@@ -147,7 +145,7 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     channels = loaded.data.channels
     mean = normalizer.mean.float().expand(1, channels, 1, 1).clone()
     std = normalizer.std.float().expand(1, channels, 1, 1).clone()
-    graphs = build_graphs(model, mean, std)
+    graphs = build_graphs(model, loaded.caps, mean, std)
 
     written: list[Path] = []
     with torch.no_grad():
@@ -161,8 +159,16 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
 
     manifest = _manifest(loaded, model, mean, std, graphs, written, which)
     manifest_path = out / MANIFEST
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
     return [*written, manifest_path]
+
+
+def default_formats() -> tuple[list[str], str | None]:
+    """Every format this installation can write, and a note when ONNX is left out for lack of its extra."""
+    if all(importlib.util.find_spec(m) for m in ONNX_PACKAGES):
+        return list(FORMATS), None
+    return ([f for f in FORMATS if f != "onnx"],
+            'onnx is not installed: exporting TorchScript and safetensors (pip install "genlab[export]" for ONNX too)')
 
 
 def check_formats(formats: list[str] | tuple[str, ...]) -> list[str]:
@@ -189,8 +195,9 @@ def require_onnx() -> None:
                           f"which torch {torch.__version__} lacks; upgrade torch, or leave onnx out of --format.")
 
 
-def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> list[Graph]:
-    """The graphs a model exports: a GAN's generator, or an autoencoder's decoder and encoder."""
+def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: torch.Tensor) -> list[Graph]:
+    """The graphs a model exports: a generator for a model without an encoder (a GAN), else a decoder and
+    an encoder (with the log-variance output for variational models)."""
     gen = torch.Generator().manual_seed(0)
     latent_dim = int(model.latent_dim)
     channels, height, width = (int(s) for s in model.image_shape)
@@ -199,20 +206,19 @@ def build_graphs(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> lis
               "description": "latent code; training used the standard-normal prior N(0, I)"}
     image_spec = {"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width], "range": [0, 1],
                   "description": "images in [0, 1], channels first (genlab's normalisation already undone)"}
-    if is_gan(model):
+    if not caps.has_encoder:
         module = ImageDecoder(model.sampling_generator, mean, std).eval()
-        if model.conditional:
-            labels = torch.arange(TRACE_BATCH) % model.num_classes
+        if caps.conditional:
+            labels = torch.arange(TRACE_BATCH) % caps.num_classes
             label_spec = {"name": "labels", "dtype": "int64", "shape": ["batch"],
-                          "range": [0, int(model.num_classes) - 1], "description": "class index of each image"}
+                          "range": [0, caps.num_classes - 1], "description": "class index of each image"}
             return [Graph("generator", module, (z, labels), [z_spec, label_spec], [image_spec])]
         return [Graph("generator", module, (z,), [z_spec], [image_spec])]
 
     graphs = [Graph("decoder", ImageDecoder(_Decode(model), mean, std).eval(), (z,), [z_spec], [image_spec])]
-    if hasattr(model, "encode"):
+    if caps.has_encoder:
         x = torch.rand(TRACE_BATCH, channels, height, width, generator=gen)
-        with torch.no_grad():
-            with_logvar = model.encode((x - mean) / std).logvar is not None
+        with_logvar = caps.variational
         code = {"dtype": "float32", "shape": ["batch", latent_dim]}
         outputs = [{"name": "mean", **code, "description": "posterior mean (the code to decode)"}]
         if with_logvar:
@@ -231,7 +237,7 @@ def _export_torchscript(graph: Graph, out: Path) -> Path:
         for category in (FutureWarning, DeprecationWarning):
             warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=category)
         traced = torch.jit.trace(graph.module, graph.example)
-        _write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+        atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
     graph.files["torchscript"] = path.name
     return path
 
@@ -250,7 +256,7 @@ def _export_onnx(graph: Graph, out: Path) -> Path:
                               external_data=False, verbose=False)
 
     path = out / f"{graph.name}.onnx"
-    _write_atomic(path, write)
+    atomic_write(path, write)
     graph.files["onnx"] = path.name
     return path
 
@@ -261,17 +267,16 @@ def _export_safetensors(model: nn.Module, name: str, out: Path) -> Path:
     # Cloned: safetensors refuses tensors that share storage, and a clone never does.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = out / WEIGHTS
-    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={
         "format": "pt", "genlab_version": __version__, "model": name, "config": MANIFEST}))
     return path
 
 
 def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
               written: list[Path], which: str) -> dict[str, Any]:
-    cfg, data = loaded.cfg, loaded.data
-    gan = is_gan(model)
-    encoder = next((g for g in graphs if g.name == "encoder"), None)
-    family = "gan" if gan else ("vae" if encoder is not None and len(encoder.outputs) == 2 else "autoencoder")
+    cfg, data, caps = loaded.cfg, loaded.data, loaded.caps
+    # "gan" / "vae" / "autoencoder": what a consumer of model.json needs to know about the graphs
+    family = "vae" if caps.variational else caps.family
     return {
         "format": "genlab-export",
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -283,8 +288,8 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
             "kwargs": cfg.model.kwargs(),
             "family": family,
             "latent_dim": int(model.latent_dim),
-            "conditional": bool(gan and model.conditional),
-            "num_classes": int(model.num_classes) if gan else 0,
+            "conditional": caps.conditional,
+            "num_classes": caps.num_classes,
         },
         # Exactly the arguments of genlab.models.build_model that rebuild the module model.safetensors fits.
         "build": {"name": cfg.model.name, "kwargs": cfg.model.kwargs(), "image_size": cfg.data.image_size,
@@ -297,28 +302,9 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
                     "model.safetensors) use (x - mean) / std",
         },
         "graphs": {g.name: g.contract() for g in graphs},
-        "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in written},
+        "files": {p.name: {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in written},
         "config": cfg.to_dict(),
     }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """`write` fills a temporary file beside `path` (same suffix: exporters may look at it), renamed over `path`."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _parameters(fn: Callable[..., Any]) -> set[str]:

@@ -20,13 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab import checkpoint
-from genlab.config import RunConfig, validate
-from genlab.data import DataBundle, load_data
-from genlab.errors import GenlabError
+from genlab.config import RunConfig
+from genlab.data import DataBundle
 from genlab.history import read_history
 from genlab.metrics.latent_usage import read_stats
-from genlab.models import build_model, is_gan
+from genlab.models import Capabilities, capabilities
+from genlab.objectives import input_noise
 from genlab.run import RunDir
 from genlab.viz import FIGURES
 from genlab.viz.curves import epoch_table, loss_curves_figure
@@ -44,7 +43,6 @@ from genlab.viz.latent_usage import kl_per_dim_figure
 log = logging.getLogger("genlab.figures")
 
 
-
 @dataclass
 class FigureSettings:
     traversal_dims: int = 8
@@ -54,60 +52,37 @@ class FigureSettings:
     tsne_points: int = 2000
 
 
-@dataclass
-class LoadedRun:
-    run: RunDir
-    cfg: RunConfig
-    model: nn.Module
-    data: DataBundle
-    step: int
-
-
-def load_run(path: Path, which: str = "best") -> LoadedRun:
-    """A trained model rebuilt from its run folder alone (the checkpoint carries the config)."""
-    run = RunDir(path)
-    if not path.is_dir():
-        raise GenlabError(f"run folder {path} does not exist.")
-    ckpt = run.best if which == "best" else run.last
-    if which not in ("best", "last"):
-        raise GenlabError(f"--checkpoint must be 'best' or 'last' (got {which!r}).")
-    if not ckpt.is_file():
-        other = run.last if which == "best" else run.best
-        hint = f"; {other.name} exists: use --checkpoint {other.stem}" if other.is_file() else ""
-        raise GenlabError(f"{path} has no checkpoints/{ckpt.name}{hint}.")
-    state = checkpoint.load(ckpt)
-    cfg = validate(state["config"], f"{ckpt} (embedded config)")
-    data = load_data(cfg.data)
-    model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
-                        channels=data.channels, num_classes=data.num_classes)
-    model.load_state_dict(state["model"])
-    return LoadedRun(run, cfg, model.eval(), data, state["progress"]["step"])
+__all__ = ["FIGURES", "FigureSettings", "render"]
 
 
 def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
-           only: tuple[str, ...] = FIGURES, settings: FigureSettings | None = None) -> list[Path]:
+           only: tuple[str, ...] = FIGURES, settings: FigureSettings | None = None,
+           caps: Capabilities | None = None) -> list[Path]:
+    """The figures that fit the model (its registry entry says which): samples and curves for every model,
+    the latent figures for models with an encoder, traversals only where the latent is a flat N(0, I) code."""
     s = settings or FigureSettings()
+    caps = caps or capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
     out = run.figures
     seed = cfg.train.seed
     paths: list[Path] = []
     model.eval()
     if "samples" in only:
         paths.append(sample_figure(model, data.normalizer, out / "samples.png", seed=seed,
-                                   class_names=data.train.class_names))
+                                   num_classes=caps.num_classes, class_names=data.train.class_names))
     if "loss_curves" in only and run.history.is_file():
         paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms"))
         paths.extend(epoch_table(run.history, out / "loss_table.csv", out / "loss_table.md"))
-    if is_gan(model):
+    if not caps.has_encoder:
         return paths
     device = next(model.parameters()).device
     held_out = data.val.images[: s.tsne_points]  # the latent figures never need more than the t-SNE sample
     val = data.normalizer(torch.from_numpy(held_out).permute(0, 3, 1, 2)).to(device)
+    noise_std, noise_clip = input_noise(cfg.objective)
     if "reconstructions" in only:
         paths.append(reconstruction_figure(model, val[:8], data.normalizer, out / "reconstructions.png",
-                                           noise_std=cfg.objective.noise_std, seed=seed,
-                                           noise_clip=cfg.objective.noise_clip))
+                                           noise_std=noise_std, seed=seed, noise_clip=noise_clip))
     means, logvars = encode_all(model, val)
-    if "traversal" in only:
+    if "traversal" in only and caps.latent.traversable:
         order, scores = dimension_ranking(means, logvars)
         k = min(s.traversal_dims, len(order))
         name, ranked = ("KL", "mean KL") if logvars is not None else ("var", "variance of the code")

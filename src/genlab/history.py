@@ -7,8 +7,9 @@ rows past the checkpoint's step are dropped first, so no step is lost or counted
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from genlab.io import atomic_write
 
 FIXED = ["scope", "split", "epoch", "step", "images", "seconds"]
 
@@ -39,13 +40,14 @@ class History:
             rows = list(csv.DictReader(f))
         keep = [r for r in rows if _covered(r, step, ended_step)
                 and not (r["scope"] == "epoch" and reopened_epoch is not None and int(r["epoch"]) == reopened_epoch)]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            if self.columns:
-                w = csv.DictWriter(f, self.columns)
-                w.writeheader()
-                w.writerows(keep)
-        os.replace(tmp, self.path)
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                if self.columns:
+                    w = csv.DictWriter(f, self.columns)
+                    w.writeheader()
+                    w.writerows(keep)
+
+        atomic_write(self.path, write)
 
     def write(self, scope: str, split: str, epoch: int, step: int, images: int, seconds: float,
               terms: dict[str, float]) -> None:
@@ -72,12 +74,13 @@ class History:
         self.close()
         rows = read_history(self.path) if self.path.is_file() else []
         self.columns = [*self.columns, *new]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, self.columns)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path)
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                w = csv.DictWriter(f, self.columns)
+                w.writeheader()
+                w.writerows(rows)
+
+        atomic_write(self.path, write)
 
     def close(self) -> None:
         if self._file:

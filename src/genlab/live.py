@@ -48,13 +48,13 @@ class TensorBoardLog:
         self.writer.flush()
 
     @torch.no_grad()
-    def samples(self, model: nn.Module, normalizer: Normalizer, step: int, seed: int) -> None:
+    def samples(self, model: nn.Module, normalizer: Normalizer, step: int, seed: int, num_classes: int = 0) -> None:
         from torchvision.utils import make_grid
 
         from genlab.viz.figures import fixed_samples
 
         was_training = model.training
-        samples, per_row = fixed_samples(model, normalizer, 32, seed)
+        samples, per_row = fixed_samples(model, normalizer, 32, seed, num_classes)
         self.writer.add_image("samples (fixed noise)", make_grid(samples.float().cpu(), nrow=per_row), step)
         self.writer.flush()
         model.train(was_training)

@@ -12,7 +12,7 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse",
 
     reduction "sum": summed over each image's pixels, averaged over the batch: the negative
     log-likelihood (up to constants) of Kingma & Welling 2014, the scale at which β of Higgins et
-    al. 2017 is defined. reduction "mean": averaged over every pixel (PyTorch-VAE, seed 001): β
+    al. 2017 is defined. reduction "mean": averaged over every pixel (PyTorch-VAE, the β-VAE experiment): β
     then weighs the KL against a per-pixel error, 1/(C*H*W) times smaller.
     """
     if kind == "mse":

@@ -6,24 +6,23 @@ figures; with several runs, a comparison of final validation values, numeric met
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
-import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from genlab import __version__
-from genlab.config import DEFAULT_BEST_METRIC, read_yaml, validate
+from genlab.config import read_yaml, validate_saved
 from genlab.consistency import check_consistency
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
+from genlab.io import atomic_write
 from genlab.metrics.latent_usage import read_stats
 from genlab.metrics.store import split_entry
-from genlab.run import RunDir
+from genlab.objectives import OBJECTIVES
+from genlab.run import RunDir, summary_of
 from genlab.viz.curves import epoch_rows
 
 ORDER = ("samples", "reconstructions", "traversal", "traversal_prior", "interpolation", "tsne", "kl_per_dim",
@@ -32,11 +31,7 @@ TITLES = {"samples": "Samples", "reconstructions": "Reconstructions", "traversal
           "traversal_prior": "Latent traversal (from z = 0)", "interpolation": "Interpolation",
           "tsne": "t-SNE of the latent means", "kl_per_dim": "KL per latent dimension and active units",
           "loss_curves": "Loss curves"}
-OBJECTIVE_KEYS = {"reconstruction": ("recon_loss", "reduction", "beta", "kld_weight", "noise_std", "capacity_max",
-                                     "kl_warmup_steps"),
-                  "adversarial": ("real_target", "fake_target")}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-LOG_COUNTS = re.compile(r"\(([\d,]+) train / ([\d,]+) validation images")
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;color:#1f2328;background:#fafafa;margin:0 auto;padding:1.5rem 2rem;
 max-width:1400px}h2{border-bottom:2px solid #d0d7de;padding-bottom:.25rem}h3{margin:1.4rem 0 .5rem}
@@ -64,8 +59,13 @@ class RunInfo:
     metrics: dict[str, Any]
     figures: dict[str, Path]
     epoch_figures: list[Path]
-    counts: tuple[str, str] | None
+    summary: dict[str, Any]  # summary.json (for older runs: what their train.log says of the same facts)
     latent: dict[str, Any] | None = None  # latent_stats.json (VAEs)
+
+    @property
+    def counts(self) -> tuple[int, int] | None:
+        images = self.summary.get("images")
+        return (images["train"], images["validation"]) if images else None
 
 
 def _fig_key(path: Path) -> tuple[int, str]:
@@ -90,12 +90,10 @@ def read_run(path: Path) -> RunInfo:
         if not isinstance(metrics, dict):
             raise GenlabError(f"{run.metrics} must hold a JSON object of metric entries, got "
                               f"{type(metrics).__name__}.")
-    found = LOG_COUNTS.findall(run.log.read_text(errors="replace")) if run.log.is_file() else []
     pngs = sorted(run.figures.glob("*.png"), key=_fig_key) if run.figures.is_dir() else []
     history = read_history(run.history) if run.history.is_file() else []
     return RunInfo(run, str(config.get("name") or run.path.name), config, history, metrics, {p.stem: p for p in pngs},
-                   sorted((run.figures / "epochs").glob("*.png")), found[-1] if found else None,
-                   read_stats(run.latent_stats))
+                   sorted((run.figures / "epochs").glob("*.png")), summary_of(run), read_stats(run.latent_stats))
 
 
 def _e(value: Any) -> str:
@@ -152,13 +150,14 @@ def _summary(info: RunInfo) -> str:
     size = data.get("image_size")
     split = ("the official test split" if data.get("use_test_split")
              else f"val_fraction {data.get('val_fraction')}, split_seed {data.get('split_seed')}")
+    own = OBJECTIVES[kind].config.model_fields if kind in OBJECTIVES else {}  # an older config has every kind's keys
     items = {"model": f"{model.pop('name', '?')} ({_kv(model) or 'defaults'})",
-             "objective": f"{kind}: {_kv({k: obj.get(k) for k in OBJECTIVE_KEYS.get(kind, ())})}",
+             "objective": f"{kind}: {_kv({k: v for k, v in obj.items() if k != 'kind' and k in own})}",
              "data": f"{data.get('name', '?')} at {size}×{size}; {_kv(limits)}; {split}",
              "optim": f"{optim.pop('name', '?')} ({_kv(optim)})",
              "training": _kv({k: train.get(k) for k in ("epochs", "max_steps", "batch_size", "seed", "device")})}
     if info.counts:
-        items["images"] = f"{info.counts[0]} train / {info.counts[1]} validation (from train.log)"
+        items["images"] = f"{info.counts[0]:,} train / {info.counts[1]:,} validation"
     if rows:
         done = len({r["epoch"] for r in rows if r["scope"] == "epoch" and r["split"] == "train"})
         last = max(rows, key=lambda r: int(r["step"]))
@@ -166,7 +165,7 @@ def _summary(info: RunInfo) -> str:
                             f"{done} of {train.get('epochs', '?')} epochs completed")
     else:
         items["trained"] = "no history.csv yet"
-    best = train.get("best_metric") or DEFAULT_BEST_METRIC[kind]
+    best = train.get("best_metric") or (OBJECTIVES[kind].default_best_metric if kind in OBJECTIVES else "?")
     items["best checkpoint"] = f"by validation {best} ({train.get('best_mode', 'min')})"
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items()) + "</dl>"
 
@@ -198,7 +197,7 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
 def _config_warnings(config: dict[str, Any]) -> list[str]:
     """What `genlab train` warned about this config before it started (rules of this genlab version)."""
     try:
-        return check_consistency(validate(config, "config.yaml"))
+        return check_consistency(validate_saved(config, "config.yaml"))
     except GenlabError as exc:  # a config this version refuses: say so rather than fail the whole report
         return [str(exc)]
 
@@ -284,14 +283,9 @@ def write_report(run_dirs: list[Path], output: Path) -> Path:
                           f"{output / 'report.html'} with -o.")
     if output.parent.exists() and not output.parent.is_dir():
         raise GenlabError(f"cannot write the report to {output}: {output.parent} is a file, not a folder.")
-    tmp = output.with_name(f".{output.name}.tmp")
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, output)
+        atomic_write(output, page)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise GenlabError(f"cannot write the report to {output}: {exc.strerror or exc}. Choose another path "
                           f"with -o.") from None
     return output

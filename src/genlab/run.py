@@ -6,21 +6,45 @@
     runs/<name>/figures/           PNG figures (figures/epochs/: fixed-noise samples after each epoch)
     runs/<name>/metrics.json       scores, each with its protocol
     runs/<name>/latent_stats.json  VAEs: KL per latent dimension and active units at the last epoch end
+    runs/<name>/summary.json       what `genlab train` ended with: image counts, steps, timings, best
+                                   checkpoint, every warning (machine-readable; report and results read it)
     runs/<name>/train.log          the log
+
+This module is the one place that knows the layout: it creates, plans and reopens run folders, loads a
+trained model from one (`load_run`), and reads and writes summary.json.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from genlab.config import RunConfig, incompatible_changes, read_yaml, validate
+from genlab.config import (
+    RunConfig,
+    apply_overrides,
+    incompatible_changes,
+    load,
+    migrate_saved,
+    read_yaml,
+    validate,
+    validate_saved,
+)
 from genlab.errors import GenlabError
+from genlab.io import atomic_write, stale_temporaries
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from genlab.data import DataBundle
+    from genlab.models import Capabilities
+
+SUMMARY_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -59,10 +83,19 @@ class RunDir:
     def log(self) -> Path:
         return self.path / "train.log"
 
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
     def read_config(self) -> RunConfig:
         if not self.config.is_file():
             raise GenlabError(f"{self.path} is not a genlab run folder (no config.yaml).")
-        return validate(read_yaml(self.config), str(self.config))
+        return validate_saved(read_yaml(self.config), str(self.config))
+
+    def checkpoint(self, which: str) -> Path:
+        if which not in ("best", "last"):
+            raise GenlabError(f"--checkpoint must be 'best' or 'last' (got {which!r}).")
+        return self.best if which == "best" else self.last
 
 
 def plan_run(cfg: RunConfig, out_root: Path | None, overwrite: bool) -> RunDir:
@@ -93,7 +126,7 @@ def create_run(run: RunDir, cfg: RunConfig, overwrite: bool) -> RunDir:
 
 
 def save_config(run: RunDir, cfg: RunConfig) -> None:
-    write_text_atomic(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write(run.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def existing_run(path: Path) -> RunDir:
@@ -122,9 +155,23 @@ def open_for_resume(path: Path, new_cfg: RunConfig | None) -> tuple[RunDir, RunC
                               f"similar run-length settings may change on resume; start a new run instead.")
         cfg = new_cfg
     _check_writable(path)
-    for stale in (path / "checkpoints").glob(".*.tmp*"):  # left by a process killed inside a write
+    for stale in stale_temporaries(path / "checkpoints"):  # left by a process killed inside a write
         stale.unlink(missing_ok=True)
     return run, cfg
+
+
+def resume_config(path: Path, config: str | None, overrides: list[str]) -> RunConfig | None:
+    """The config `genlab train --resume RUN_DIR [CONFIG] [--set ...]` continues with: None for the saved
+    one as it is; else CONFIG (or the saved config.yaml) with the overrides. Overrides on the saved config
+    keep its name, so the run stays in its folder."""
+    if not config and not overrides:
+        return None
+    run = existing_run(path)
+    if config:
+        return load(config, overrides)
+    saved = migrate_saved(read_yaml(run.config))
+    cfg = validate(apply_overrides(saved, overrides), f"{run.config} with --set")
+    return cfg.model_copy(update={"name": saved.get("name")})
 
 
 def _check_writable(path: Path) -> None:
@@ -141,7 +188,102 @@ def _check_writable(path: Path) -> None:
                           f"Free some space or choose another output with --out.")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# ---------------------------------------------------------------- a trained model from its folder
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    cfg: RunConfig
+    model: nn.Module
+    data: DataBundle
+    step: int
+    caps: Capabilities
+    which: str = "best"
+
+
+def load_run(path: Path, which: str = "best") -> LoadedRun:
+    """A trained model rebuilt from its run folder alone (the checkpoint carries the config)."""
+    from genlab import checkpoint
+    from genlab.data import load_data
+    from genlab.models import build_model, capabilities
+
+    run = RunDir(Path(path))
+    if not run.path.is_dir():
+        raise GenlabError(f"run folder {path} does not exist.")
+    ckpt = run.checkpoint(which)
+    if not ckpt.is_file():
+        other = run.last if which == "best" else run.best
+        hint = f"; {other.name} exists: use --checkpoint {other.stem}" if other.is_file() else ""
+        raise GenlabError(f"{path} has no checkpoints/{ckpt.name}{hint}.")
+    state = checkpoint.load(ckpt)
+    cfg = validate_saved(state["config"], f"{ckpt} (embedded config)")
+    data = load_data(cfg.data)
+    model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
+                        channels=data.channels, num_classes=data.num_classes)
+    model.load_state_dict(state["model"])
+    caps = capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
+    return LoadedRun(run, cfg, model.eval(), data, state["progress"]["step"], caps, which)
+
+
+# ---------------------------------------------------------------- summary.json
+
+
+def write_summary(run: RunDir, summary: dict[str, Any]) -> Path:
+    from genlab import __version__
+
+    doc = {"format": SUMMARY_FORMAT, "genlab_version": __version__, **summary}
+    return atomic_write(run.summary, json.dumps(doc, indent=2) + "\n")
+
+
+def read_summary(run: RunDir) -> dict[str, Any] | None:
+    """summary.json of a run, or None for a run that has none (one started before genlab wrote it, or one
+    still training for the first time)."""
+    if not run.summary.is_file():
+        return None
+    try:
+        doc = json.loads(run.summary.read_text())
+    except (OSError, ValueError) as exc:
+        raise GenlabError(f"{run.summary} cannot be read as JSON ({exc}); delete it (the next `genlab train "
+                          f"--resume` writes it again).") from None
+    if not isinstance(doc, dict):
+        raise GenlabError(f"{run.summary} must hold a JSON object; delete it.")
+    return doc
+
+
+def summary_of(run: RunDir) -> dict[str, Any]:
+    """summary.json, or for a run trained before genlab wrote one, what its train.log says of the same
+    facts (image counts, collapse warnings); {} when neither exists."""
+    doc = read_summary(run)
+    if doc is not None:
+        return doc
+    return _summary_from_log(run.log) if run.log.is_file() else {}
+
+
+def _summary_from_log(log: Path) -> dict[str, Any]:
+    """genlab 0.1 run folders only: the start line's image counts and the warnings' known prefixes."""
+    import re
+
+    text = log.read_text(errors="replace")
+    counts = re.findall(r"\(([\d,]+) train / ([\d,]+) validation images", text)
+    out: dict[str, Any] = {"source": "train.log (written before summary.json existed)"}
+    if counts:
+        train, val = counts[-1]
+        out["images"] = {"train": int(train.replace(",", "")), "validation": int(val.replace(",", ""))}
+    out["warnings"] = warnings_in_log(log)
+    return out
+
+
+def warnings_in_log(log: Path) -> list[dict[str, Any]]:
+    """The warnings a genlab 0.1 train.log recorded, by their known beginnings; a GAN warning names its step."""
+    import re
+
+    kinds = (("gan_collapse", "possible GAN failure"), ("posterior_collapse", "posterior collapse"))
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        for kind, prefix in kinds:
+            if prefix in line:
+                message = line[line.index(prefix):]
+                step = re.match(r"possible GAN failure at step (\d+)", message)
+                out.append({"kind": kind, "message": message, "step": int(step.group(1)) if step else None})
+    return out

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from genlab import checkpoint, distributed
 from genlab.config import RunConfig
-from genlab.consistency import check_consistency
+from genlab.consistency import check_consistency, check_plan
 from genlab.data import DataBundle, load_data
-from genlab.data.cache import CACHED_SOURCES
+from genlab.data.cache import writes_cache
+from genlab.data.registry import get_source
 from genlab.device import set_determinism
-from genlab.engine import EpochCallback, FitResult, Progress, Trainer
-from genlab.models import build_model, is_gan
-from genlab.objectives import Objective, build_objective
-from genlab.run import RunDir, create_run, existing_run, open_for_resume, plan_run, save_config
+from genlab.engine.hook import Hook
+from genlab.engine.loaders import steps_per_epoch
+from genlab.engine.loop import FitResult, Loop
+from genlab.errors import TrainingInterrupted
+from genlab.models import Capabilities, build_model, capabilities
+from genlab.objectives import Objective, Plan, build_objective
+from genlab.run import RunDir, create_run, existing_run, open_for_resume, plan_run, save_config, write_summary
 
 log = logging.getLogger("genlab")
-
-# Scores cheap enough to compute after every training run; `genlab eval` computes the rest.
-END_OF_TRAINING_GAN = ("discriminator", "fd_randconv")
-END_OF_TRAINING_RECONSTRUCTION = ("reconstruction", "latent_usage")
 
 
 @dataclass
@@ -36,17 +38,45 @@ class TrainOutcome:
     run: RunDir
     result: FitResult
     figures: list[Path]
-    warnings: list[str] = field(default_factory=list)  # config warnings, then the collapse warning if any
+    warnings: list[str] = field(default_factory=list)  # config warnings, then what training warned about
 
 
-def build_parts(cfg: RunConfig, device: torch.device):
-    data = _load_data(cfg)
+@dataclass
+class Parts:
+    data: DataBundle
+    model: nn.Module
+    objective: Objective
+    caps: Capabilities
+    plan: Plan
+
+
+def plan_of(cfg: RunConfig, n_train: int) -> Plan:
+    per_epoch = max(1, steps_per_epoch(n_train, cfg.train.batch_size))
+    total = cfg.train.epochs * per_epoch
+    return Plan(per_epoch, min(total, cfg.train.max_steps) if cfg.train.max_steps else total, cfg.train.epochs)
+
+
+def build_parts(cfg: RunConfig, device: torch.device) -> Parts:
+    return parts_for(cfg, _load_data(cfg), device)
+
+
+def parts_for(cfg: RunConfig, data: DataBundle, device: torch.device) -> Parts:
+    """Model, capabilities, plan and objective for data already in memory (benchmarks pass synthetic data)."""
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
                         channels=data.channels, num_classes=data.num_classes).to(device)
     if cfg.train.sync_batchnorm and distributed.world_size() > 1:
         model = distributed.convert_sync_batchnorm(model, device)
-    objective = build_objective(cfg, model, data.normalizer)
-    return data, model, objective
+    caps = capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
+    plan = plan_of(cfg, len(data.train))
+    objective = build_objective(cfg, model, data.normalizer, caps, plan)
+    return Parts(data, model, objective, caps, plan)
+
+
+def loop_for(cfg: RunConfig, data: DataBundle, run: RunDir, device: torch.device,
+             hooks: list[Hook] | None = None) -> Loop:
+    """A training loop on `data` writing to `run`, as `genlab train` builds it, without files or logs around it."""
+    parts = parts_for(cfg, data, device)
+    return Loop(parts.objective, parts.data, cfg, run, device, hooks)
 
 
 def _load_data(cfg: RunConfig) -> DataBundle:
@@ -54,7 +84,7 @@ def _load_data(cfg: RunConfig) -> DataBundle:
     downloading, or decoding the same files and writing the same cache, at once: rank 0, then the first
     process of every other machine (which finds rank 0's files on a shared disk, or makes its own), then
     the rest, which read what their machine has."""
-    writes = cfg.data.download or (cfg.data.cache and cfg.data.name in CACHED_SOURCES)
+    writes = cfg.data.download or writes_cache(cfg.data, get_source(cfg.data.name))
     if not (writes and distributed.world_size() > 1):
         return load_data(cfg.data)
     launch = distributed.launch_from_env()
@@ -70,21 +100,20 @@ def _load_data(cfg: RunConfig) -> DataBundle:
 
 def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = False,
           resume: Path | None = None, stop_after_steps: int | None = None,
-          callbacks: list[EpochCallback] | None = None) -> TrainOutcome:
-    """callbacks run after each epoch's evaluation, like the per-epoch sample grids (benchmarks use them).
+          hooks: list[Hook] | None = None) -> TrainOutcome:
+    """hooks: more loop hooks after genlab's own (benchmarks and notebooks use them; rank 0 only).
 
-    Under torchrun (WORLD_SIZE > 1) it joins the process group for the run and leaves it afterwards;
-    callbacks then run on rank 0 only."""
+    Under torchrun (WORLD_SIZE > 1) it joins the process group for the run and leaves it afterwards."""
     launch = distributed.launch_from_env()
     if launch.world_size == 1:
-        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, callbacks)
+        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, hooks)
     # The backend (NCCL or gloo) follows the device, so the config is read before the group exists;
     # so is the batch split checked, which then fails on every process alike without one.
     early = cfg if cfg is not None else existing_run(resume).read_config()
     distributed.local_batch_size(early.train.batch_size, launch.world_size)
     device = distributed.select_device(early.train.device, launch)
     with distributed.session(launch, device), distributed.quiet_unless_main():
-        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, callbacks)
+        return _train(cfg, launch, out, overwrite, resume, stop_after_steps, hooks)
 
 
 def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: Path | None
@@ -95,9 +124,25 @@ def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: 
     return plan_run(cfg, out, overwrite), cfg
 
 
+def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list[Hook]) -> list[Hook]:
+    """Rank 0's optional hooks: per-epoch sample grids, TensorBoard, then the caller's."""
+    out: list[Hook] = []
+    if cfg.train.epoch_samples:
+        from genlab.engine.hooks.samples import EpochSamples
+
+        out.append(EpochSamples(parts.data.normalizer, cfg.train.seed, parts.caps.num_classes,
+                                parts.data.train.class_names))
+    if cfg.train.tensorboard:
+        from genlab.engine.hooks.tensorboard import TensorBoardHook
+
+        out.append(TensorBoardHook(run.path, parts.data.normalizer, cfg.train.seed, parts.caps.num_classes,
+                                   cfg.train.log_every_steps, resumed=resumed))
+    return out + extra
+
+
 def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, overwrite: bool,
-           resume: Path | None, stop_after_steps: int | None, callbacks: list[EpochCallback] | None
-           ) -> TrainOutcome:
+           resume: Path | None, stop_after_steps: int | None, hooks: list[Hook] | None) -> TrainOutcome:
+    started_at = time.perf_counter()
     main = distributed.is_main()
     run, cfg = distributed.main_first(lambda: _open_run(cfg, out, overwrite, resume), "opening the run folder")
     distributed.local_batch_size(cfg.train.batch_size)  # before the data is loaded
@@ -110,60 +155,63 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     device = distributed.select_device(cfg.train.device, launch)
     # Everything that can fail on a config or data mistake happens before the run folder is touched,
     # so --overwrite with a typo does not destroy the previous run.
-    data, model, objective = build_parts(cfg, device)
+    parts = build_parts(cfg, device)
+    later = check_plan(cfg, parts.plan)  # settings that only the run's length in steps shows to be wrong
+    for note in later:
+        log.warning("config: %s", note)
+    notes += later
     if cfg.train.tensorboard and main:
         from genlab.live import require_tensorboard
 
         require_tensorboard()
-    every_epoch = [epoch_samples(data, cfg, run)] if cfg.train.epoch_samples else []
-    trainer = Trainer(objective, data, cfg, run, device, every_epoch + list(callbacks or []) if main else [])
-    trainer.preflight()
+    extra = _hooks(cfg, parts, run, resume is not None, list(hooks or [])) if main else []
+    loop = Loop(parts.objective, parts.data, cfg, run, device, extra)
+    loop.preflight()
     if resume is not None:
         # A bad or mismatched checkpoint is refused before anything (even the log) is written to the run.
         state = distributed.main_first(lambda: checkpoint.load(run.last, map_location="cpu"), "reading last.pt")
-        trainer.restore(state, run.last)
+        loop.restore(state, run.last)
         del state
     else:
         distributed.main_first(lambda: create_run(run, cfg, overwrite), "creating the run folder")
-    distributed.broadcast_module(model)  # processes seeded differently built different weights
+    distributed.broadcast_module(parts.model)  # processes seeded differently built different weights
     if not main:
-        return _train_other(trainer, stop_after_steps, run)
+        return TrainOutcome(run, loop.fit(stop_after_steps=stop_after_steps), [])
     handler = _log_to(run.log)
     for note in notes:
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "config: %s", (note,), None))
-    live = None
-    if cfg.train.tensorboard:
-        from genlab.live import TensorBoardLog
-
-        live = TensorBoardLog(run.path, resumed_at=trainer.progress.step + 1 if resume is not None else None)
-        trainer.history.listeners.append(live.scalars)
-        trainer.callbacks.append(lambda objective, p: live.samples(objective.model, data.normalizer, p.step,
-                                                                   cfg.train.seed))
     started = False
+    timings: dict[str, float] = {}
+    result: FitResult | None = None
+    failure: BaseException | None = None
+    figures: list[Path] = []
     try:
         log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s",
-                 run.path, cfg.model.name, cfg.data.name, len(data.train), len(data.val), data.channels,
-                 cfg.data.image_size, cfg.data.image_size, _parameter_count(model),
+                 run.path, cfg.model.name, cfg.data.name, len(parts.data.train), len(parts.data.val),
+                 parts.data.channels, cfg.data.image_size, cfg.data.image_size, _parameter_count(parts.model),
                  device)
         if resume is not None:
             save_config(run, cfg)  # the run-length settings it continues with
-            log.info("resumed at step %d (epoch %d, batch %d)", trainer.progress.step,
-                     trainer.progress.epoch + 1, trainer.progress.batch)
+            log.info("resumed at step %d (epoch %d, batch %d)", loop.progress.step, loop.progress.epoch + 1,
+                     loop.progress.batch)
         started = True
-        result = trainer.fit(stop_after_steps=stop_after_steps)
-        warnings = [*notes, *([trainer.latent_warning] if trainer.latent_warning else [])]
-        if result.stopped_early == "stop_after_steps":
-            return TrainOutcome(run, result, [], warnings)
-        # Plotting and metric libraries load only now: a training process starts in half the time.
-        from genlab.evaluate import EvalSettings, evaluate_loaded
-        from genlab.figures import LoadedRun, render
+        timings["startup"] = time.perf_counter() - started_at
+        t = time.perf_counter()
+        result = loop.fit(stop_after_steps=stop_after_steps)
+        timings["training"] = time.perf_counter() - t
+        if result.stopped_early != "stop_after_steps":
+            t = time.perf_counter()
+            _end_of_training_scores(cfg, parts, run, result, device)
+            timings["end_of_training_scores"] = time.perf_counter() - t
+            if cfg.train.figures:
+                from genlab.figures import render  # plotting libraries load only now
 
-        end_metrics = END_OF_TRAINING_GAN if is_gan(model) else END_OF_TRAINING_RECONSTRUCTION
-        evaluate_loaded(LoadedRun(run, cfg, model, data, result.progress.step), list(end_metrics), which="last",
-                        settings=EvalSettings(seed=cfg.train.seed), device=str(device), strict=False)
-        figures = render(model, data, cfg, run) if cfg.train.figures else []
-        return TrainOutcome(run, result, figures, warnings)
-    except BaseException:
+                t = time.perf_counter()
+                figures = render(parts.model, parts.data, cfg, run, caps=parts.caps)
+                timings["figures"] = time.perf_counter() - t
+        return TrainOutcome(run, result, figures, [*notes, *_warning_lines(loop.warnings)])
+    except BaseException as exc:
+        failure = exc
         # A config or data problem found before training began: drop the new, empty run folder, or it
         # would make the corrected command fail with "run folder ... already exists".
         if resume is None and not started:
@@ -171,29 +219,56 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     finally:
-        if live is not None:
-            live.close()
+        if started:
+            _summarise(run, loop, parts, notes, result, failure, timings, time.perf_counter() - started_at)
         _close_log(handler)
 
 
-def _train_other(trainer: Trainer, stop_after_steps: int | None, run: RunDir) -> TrainOutcome:
-    """A process other than rank 0: it trains its share and leaves the end-of-training scores, figures
-    and every file to rank 0."""
-    return TrainOutcome(run, trainer.fit(stop_after_steps=stop_after_steps), [])
+def _end_of_training_scores(cfg: RunConfig, parts: Parts, run: RunDir, result: FitResult, device) -> None:
+    """Every metric that declares itself cheap enough for the end of training (the rest: `genlab eval`)."""
+    from genlab.evaluate import EvalSettings, evaluate_loaded
+    from genlab.metrics.registry import end_of_training
+    from genlab.run import LoadedRun
+
+    loaded = LoadedRun(run, cfg, parts.model, parts.data, result.progress.step, parts.caps, "last")
+    evaluate_loaded(loaded, end_of_training(parts.caps), which="last", settings=EvalSettings(seed=cfg.train.seed),
+                    device=str(device), strict=False)
 
 
-def epoch_samples(data: DataBundle, cfg: RunConfig, run: RunDir):
-    """After each epoch, samples from the same fixed noise (and labels), so grids compare across epochs."""
+def _warning_lines(warnings: list[dict]) -> list[str]:
+    """One line per kind of warning the run gave: the latest message, with how many there were."""
+    by_kind: dict[str, list[str]] = {}
+    for w in warnings:
+        by_kind.setdefault(w["kind"], []).append(w["message"])
+    return [msgs[-1] if len(msgs) == 1 else f"{msgs[-1]} ({len(msgs)} such warnings; the last shown)"
+            for msgs in by_kind.values()]
 
-    def callback(objective: Objective, progress: Progress) -> None:
-        from genlab.viz.figures import sample_figure
 
-        sample_figure(objective.model, data.normalizer, run.figures / "epochs" / f"samples_{progress.epoch:03d}.png",
-                      n=32, seed=cfg.train.seed, class_names=data.train.class_names,
-                      title=f"Epoch {progress.epoch}: fixed-noise samples (seed {cfg.train.seed})")
-        objective.model.train()
-
-    return callback
+def _summarise(run: RunDir, loop: Loop, parts: Parts, notes: list[str], result: FitResult | None,
+               failure: BaseException | None, timings: dict[str, float], wall: float) -> None:
+    p = loop.progress
+    if isinstance(failure, TrainingInterrupted):
+        status = f"interrupted: {failure.signal_name}"
+    elif isinstance(failure, KeyboardInterrupt):
+        status = "interrupted: KeyboardInterrupt"
+    elif failure is not None:
+        status = f"failed: {type(failure).__name__}: {str(failure)[:300]}"
+    elif result is not None and result.stopped_early:
+        status = f"stopped early: {result.stopped_early}"
+    else:
+        status = "finished"
+    best = loop.hook("best")
+    write_summary(run, {
+        "status": status,
+        "images": {"train": len(parts.data.train), "validation": len(parts.data.val)},
+        "progress": {"epochs_completed": p.epoch, "steps": p.step, "images": p.images,
+                     "training_seconds": round(p.seconds, 3)},
+        "plan": {"steps_per_epoch": parts.plan.steps_per_epoch, "total_steps": parts.plan.total_steps},
+        "best": {"metric": loop.best_metric, "mode": loop.cfg.train.best_mode,
+                 **((best.record() or {}) if best else {})},
+        "warnings": [*({"kind": "config", "message": n, "step": None} for n in notes), *loop.warnings],
+        "timings_seconds": {**{k: round(v, 3) for k, v in timings.items()}, "wall": round(wall, 3)},
+    })
 
 
 def _log_to(path: Path) -> logging.Handler:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from genlab.config import DataConfig
-from genlab.data import load_data, sources
+from genlab.data import folder, load_data
 
 
 def _folder(tmp_path, n: int = 12):
@@ -38,7 +38,7 @@ def test_second_load_comes_from_the_cache_unchanged(tmp_path, private_cache, mon
     root = _folder(tmp_path)
     first = load_data(_cfg(root))
     assert len(_entries(private_cache)) == 1
-    monkeypatch.setattr(sources, "decode_files", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(folder, "decode_files", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     second = load_data(_cfg(root, hflip=True, normalize="imagenet"))  # per-batch settings share the entry
     for a, b in ((first.train, second.train), (first.val, second.val)):
         assert isinstance(b.images, np.memmap) and np.array_equal(a.images, b.images)

@@ -12,7 +12,7 @@ from PIL import Image
 from genlab.errors import GenlabError
 from genlab.explore.app import MAX_UPLOAD_BYTES, check_host, create_app, decode_upload
 from genlab.explore.space import Space, truncated_normal
-from genlab.figures import load_run
+from genlab.run import load_run
 from genlab.train import train
 from helpers import tiny_config
 

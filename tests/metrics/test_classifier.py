@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-import genlab.metrics.classifier as clf_mod
+import genlab.metrics.classifier.training as training_mod
 from genlab.config import DataConfig
 from genlab.data import Normalizer, load_data
 from genlab.errors import GenlabError
+from genlab.io import sha256_of
+from genlab.metrics.class_accuracy import class_accuracy
 from genlab.metrics.classifier import (
     DomainClassifier,
     cache_key,
     cache_paths,
-    class_accuracy,
     dataset_slug,
     get_classifier,
     make_recipe,
@@ -117,7 +118,7 @@ def test_training_is_deterministic_per_seed_and_leaves_the_global_rng_alone():
 
 
 def test_data_without_labels_is_refused_with_the_labelled_sets_named(tmp_path):
-    with pytest.raises(GenlabError, match=r"no labels \(data.labels is false\).*mnist, fashion_mnist"):
+    with pytest.raises(GenlabError, match=r"no labels \(data.labels is false\).*fashion_mnist, mnist"):
         train_classifier(DIGITS.model_copy(update={"labels": False}), **TINY)
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "faces.npz", images=rng.integers(0, 256, (40, 12, 12), dtype=np.uint8))
@@ -145,7 +146,7 @@ def test_cache_is_written_once_then_reused(genlab_log, monkeypatch):
     assert re.fullmatch(r"digits-12px-[0-9a-f]{12}\.safetensors", weights.name)
     assert "training the digits domain classifier" in genlab_log.text and str(weights) in genlab_log.text
     meta = json.loads(weights.with_suffix(".json").read_text())
-    assert meta["weights_sha256"] == clf_mod.sha256_of(weights)
+    assert meta["weights_sha256"] == sha256_of(weights)
     assert meta["test_accuracy"] == first.test_accuracy and meta["class_names"] == [str(i) for i in range(10)]
     assert meta["created_with"].startswith("genlab ") and meta["recipe"]["width"] == TINY["width"]
     assert not list(weights.parent.glob("*.tmp"))
@@ -153,7 +154,7 @@ def test_cache_is_written_once_then_reused(genlab_log, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("get_classifier retrained although the cache holds the classifier")
 
-    monkeypatch.setattr(clf_mod, "train_classifier", no_training)
+    monkeypatch.setattr(training_mod, "train_classifier", no_training)
     mtime = weights.stat().st_mtime_ns
     second = get_classifier(DIGITS, **TINY)
     assert weights.stat().st_mtime_ns == mtime
@@ -183,7 +184,7 @@ def test_an_unreadable_record_is_a_genlab_error(trained):
 
 def test_copied_cache_files_load_without_training(trained, monkeypatch):
     copy_into_cache(trained)
-    monkeypatch.setattr(clf_mod, "train_classifier", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(training_mod, "train_classifier", lambda *a, **k: pytest.fail("trained"))
     assert get_classifier(DIGITS, **TINY).identity() == trained.identity()
 
 
@@ -229,7 +230,7 @@ def test_identity_describes_the_extractor(trained):
     ident = trained.identity()
     assert trained.name == ident["name"] == "FD-digits-classifier"
     assert ident["weights"] == trained.weights_path.name
-    assert ident["weights_sha256"] == clf_mod.sha256_of(trained.weights_path)
+    assert ident["weights_sha256"] == sha256_of(trained.weights_path)
     assert (ident["input_size"], ident["input_channels"], ident["feature_dim"]) == (12, 1, TINY["feature_dim"])
     assert ident["test_accuracy"] == trained.test_accuracy and "(x - 0.5) / 0.5" in ident["preprocessing"]
 

@@ -89,7 +89,7 @@ def test_collapse_warning_below_half_of_the_units_with_the_remedies_for_this_con
 
 
 def test_collapse_warning_when_units_pass_the_test_but_the_code_carries_almost_nothing():
-    """Seed 001's settings: ~100 of 128 units pass Burda's test, all 128 together carry ~5 nats."""
+    """The β-VAE experiment's original settings: ~100 of 128 units pass Burda's test, all 128 together carry ~5 nats."""
     seedlike = tiny_config(objective={"reduction": "mean", "beta": 10.0, "kld_weight": 0.0025})
     weak = LatentUsage(kl_per_dim=[0.04] * 128, mean_variance=[0.03] * 100 + [0.001] * 28, active_units=100,
                        n_images=750)

@@ -30,7 +30,8 @@ def test_ssim_of_constant_images_is_the_luminance_term():
 
 
 def uint8_wraparound_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """The computation behind seed 001's PSNR column: squared error of uint8 arrays, wrapping modulo 256."""
+    """The computation behind the original β-VAE experiment's PSNR column: squared error of uint8 arrays,
+    wrapping modulo 256."""
     mse = float(((a - b) ** 2).mean())
     return 10 * math.log10(255.0**2 / mse)
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import build_model, is_gan
+from genlab.models import build_model, capabilities
+from genlab.models.gan import GAN
 
 TINY = {"dcgan": {"g_width": 4, "d_width": 4, "latent_dim": 8},
         "cgan": {"g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4}}
@@ -18,7 +19,8 @@ TINY = {"dcgan": {"g_width": 4, "d_width": 4, "latent_dim": 8},
 def test_dcgan_shapes(size, channels, conditional):
     m = build_model("dcgan", {**TINY["dcgan"], "conditional": conditional}, image_size=size, channels=channels,
                     num_classes=5)
-    assert is_gan(m) and m.conditional == conditional
+    assert isinstance(m, GAN) and m.conditional == conditional
+    assert capabilities("dcgan", {"conditional": conditional}, 5).conditional == conditional
     labels = torch.arange(3) if conditional else None
     x = m.sample(3, labels=labels)
     assert x.shape == (3, channels, size, size)

@@ -7,18 +7,18 @@ import math
 import pytest
 import torch
 
-from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.config import OptimConfig
 from genlab.data import Batch, Normalizer
 from genlab.models import build_model
-from genlab.objectives import Adversarial, Stepper
-from genlab.objectives.adversarial import CollapseMonitor
+from genlab.objectives import Stepper
+from genlab.objectives.adversarial import Adversarial, AdversarialConfig, CollapseMonitor
 
 
 def _setup(real_target=1.0, conditional=False):
     torch.manual_seed(0)
     kwargs = {"g_width": 4, "d_width": 4, "latent_dim": 8, "conditional": conditional}
     model = build_model("dcgan", kwargs, image_size=16, channels=1, num_classes=3)
-    cfg = ObjectiveConfig(kind="adversarial", real_target=real_target)
+    cfg = AdversarialConfig(real_target=real_target)
     obj = Adversarial(model, cfg, OptimConfig(lr_g=1e-4, lr_d=2e-4), Normalizer("minus_one_one", 1))
     batch = Batch(torch.rand(6, 1, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
     return model, obj, batch
@@ -75,7 +75,7 @@ def test_terms_logged_and_consistent():
 
 
 def test_collapse_monitor_needs_k_consecutive_bad_checks():
-    mon = CollapseMonitor(ObjectiveConfig(kind="adversarial", collapse_check_every=10, collapse_patience=3,
+    mon = CollapseMonitor(AdversarialConfig(collapse_check_every=10, collapse_patience=3,
                                           d_loss_floor=0.01, g_loss_ceiling=20))
     bad, good = {"loss_d": 0.001, "loss_g": 9.0}, {"loss_d": 0.5, "loss_g": 2.0}
     assert mon.check(10, bad) is None and mon.check(20, bad) is None
@@ -91,7 +91,7 @@ def test_auxiliary_classifier_adds_class_cross_entropy_to_both_losses():
     torch.manual_seed(0)
     model = build_model("cgan", {"g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4,
                                  "aux_classifier": True}, image_size=8, channels=1, num_classes=3)
-    cfg = ObjectiveConfig(kind="adversarial", class_loss_weight=0.5)
+    cfg = AdversarialConfig(class_loss_weight=0.5)
     obj = Adversarial(model, cfg, OptimConfig(), Normalizer("minus_one_one", 1))
     batch = Batch(torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
     seen = []
@@ -126,7 +126,7 @@ def test_generator_step_updates_the_weight_average():
     torch.manual_seed(0)
     model = build_model("dcgan", {"g_width": 4, "d_width": 4, "latent_dim": 8, "ema_decay": 0.99},
                         image_size=16, channels=1)
-    obj = Adversarial(model, ObjectiveConfig(kind="adversarial"), OptimConfig(), Normalizer("minus_one_one", 1))
+    obj = Adversarial(model, AdversarialConfig(), OptimConfig(), Normalizer("minus_one_one", 1))
     avg0 = _snapshot(model.generator_ema)
     obj.train_step(Batch(torch.rand(6, 1, 16, 16) * 2 - 1, None), 0, Stepper())
     assert int(model.ema_updates) == 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.config import ObjectiveConfig, OptimConfig
+from genlab.config import OptimConfig
 from genlab.data import Batch, Normalizer
 from genlab.errors import GenlabError
 from genlab.losses import kl_divergence, reconstruction_loss
 from genlab.models import build_model
 from genlab.models.latent import Posterior
-from genlab.objectives import Reconstruction, Stepper
+from genlab.objectives import Stepper
+from genlab.objectives.reconstruction import Reconstruction, ReconstructionConfig
 
 
 class Recorder(torch.nn.Module):
@@ -33,7 +34,7 @@ class Recorder(torch.nn.Module):
 
 
 def _obj(model, **cfg):
-    return Reconstruction(model, ObjectiveConfig(**cfg), OptimConfig(), Normalizer("minus_one_one", 1))
+    return Reconstruction(model, ReconstructionConfig(**cfg), OptimConfig(), Normalizer("minus_one_one", 1))
 
 
 def _batch():

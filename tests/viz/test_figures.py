@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from genlab.cli import main
-from genlab.figures import load_run, render
+from genlab.figures import render
+from genlab.run import load_run
 from genlab.train import train
 from genlab.viz.curves import epoch_table
 from genlab.viz.latent import dimension_ranking, slerp, traversal_values
@@ -44,10 +45,28 @@ def test_training_draws_every_vae_figure(vae_run):
             _png_ok(vae_run / "figures" / name)
 
 
-def test_traversal_has_one_row_per_dimension_and_seven_columns(vae_run):
+def test_traversal_has_one_row_per_dimension_and_seven_columns(vae_run, monkeypatch):
+    from genlab.viz import latent
+
+    drawn = []
+    original = latent.save_cells
+
+    def recording(cells, path, title, **kw):
+        drawn.append((path.name, cells, kw))
+        return original(cells, path, title, **kw)
+
+    monkeypatch.setattr(latent, "save_cells", recording)
+    loaded = load_run(vae_run, "last")
+    render(loaded.model, loaded.data, loaded.cfg, loaded.run, ("traversal",), caps=loaded.caps)
+    assert [name for name, _, _ in drawn] == ["traversal.png", "traversal_prior.png"]
+    for _, cells, kw in drawn:
+        assert cells.shape[:2] == (3, 7)  # latent_dim 3 -> 3 rows; values -3..3 in 7 steps -> 7 columns
+        assert kw["col_labels"] == ["-3.0", "-2.0", "-1.0", "+0.0", "+1.0", "+2.0", "+3.0"]
+        assert {label.split("\n")[0] for label in kw["row_labels"]} == {"z[0]", "z[1]", "z[2]"}  # each named
+        # each row is a real sweep: the decoded images change between the two ends
+        assert all((row[0] - row[-1]).abs().max() > 1e-4 for row in cells)
     w, h = Image.open(vae_run / "figures" / "traversal.png").size
-    # latent_dim 3 -> 3 rows; 7 values -> 7 columns; cells are square-ish
-    assert w > 1.7 * h
+    assert w > 1.7 * h  # seven columns of square-ish cells for three rows
 
 
 def test_figures_command_redraws_from_the_run_folder(vae_run, capsys):

@@ -1,16 +1,16 @@
-"""Data sets by name, decoded to uint8 arrays, served as normalised batches."""
+"""Data sets by name (genlab.data.registry), decoded to uint8 arrays, served as normalised batches."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.config import DataConfig
+from genlab.data.arrays import ImageSet
 from genlab.data.loader import Batch, BatchLoader, Normalizer
-from genlab.data.sources import READERS, ImageSet, channels_of
+from genlab.data.registry import SOURCES, channels_of, get_source
 from genlab.errors import GenlabError
+from genlab.sections import DataConfig
 
-__all__ = ["Batch", "BatchLoader", "DataBundle", "ImageSet", "Normalizer", "channels_of", "load_data"]
-
+__all__ = ["SOURCES", "Batch", "BatchLoader", "DataBundle", "ImageSet", "Normalizer", "channels_of", "load_data"]
 
 
 @dataclass
@@ -31,9 +31,15 @@ class DataBundle:
 
 
 def load_data(cfg: DataConfig) -> DataBundle:
-    from genlab.data.cache import load_cached  # the cache module imports the readers
+    from genlab.data.cache import load_cached  # reads files: only when data is loaded
 
-    train, val = load_cached(cfg, READERS[cfg.name])
+    source = get_source(cfg.name)
+    if cfg.use_test_split and not source.official_test_split:
+        with_split = ", ".join(sorted(n for n, s in SOURCES.items() if s.official_test_split))
+        raise GenlabError(f"data.use_test_split is set, but {cfg.name!r} has no official test split (sources "
+                          f"that have one: {with_split}); remove it to hold out data.val_fraction of the images.")
+    ch = channels_of(cfg)
+    train, val = load_cached(cfg, source, ch)
     if not cfg.labels:
         train.labels = val.labels = None
     if len(train) == 0:
@@ -41,5 +47,4 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if len(val) == 0:
         raise GenlabError(f"data set {cfg.name!r} gave no validation images; raise data.val_fraction "
                           f"(now {cfg.val_fraction}) or add images.")
-    ch = channels_of(cfg)
     return DataBundle(train, val, ch, cfg.image_size, Normalizer(cfg.normalize, ch))

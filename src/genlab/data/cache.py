@@ -15,19 +15,19 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from genlab.config import DataConfig
-from genlab.data.sources import ImageSet, resolve_root
+from genlab.data.arrays import ImageSet
+from genlab.data.roots import resolve_root
+from genlab.data.source import Source
 from genlab.paths import cache_dir
+from genlab.sections import DataConfig
 
 log = logging.getLogger("genlab.data")
 
 CACHE_VERSION = 1
-CACHED_SOURCES = {"image_folder", "celeba"}  # decoded from files; array sources are fast to read already
 NOT_IN_KEY = {"cache", "hflip", "normalize", "download"}  # applied per batch, or not about pixels
 
 
@@ -91,10 +91,14 @@ def _load(folder: Path) -> tuple[ImageSet, ImageSet]:
     return sets[0], sets[1]
 
 
-def load_cached(cfg: DataConfig, read: Callable[[DataConfig], tuple[ImageSet, ImageSet]]
-                ) -> tuple[ImageSet, ImageSet]:
-    if not cfg.cache or cfg.name not in CACHED_SOURCES:
-        return read(cfg)
+def writes_cache(cfg: DataConfig, source: Source) -> bool:
+    """Sources decoded from files (Source.cached) keep their arrays when data.cache is on; arrays are fast already."""
+    return cfg.cache and source.cached
+
+
+def load_cached(cfg: DataConfig, source: Source, channels: int) -> tuple[ImageSet, ImageSet]:
+    if not writes_cache(cfg, source):
+        return source.read(cfg, channels)
     root = resolve_root(cfg)
     folder = _entry(cfg, root)
     if folder.is_dir():
@@ -107,7 +111,7 @@ def load_cached(cfg: DataConfig, read: Callable[[DataConfig], tuple[ImageSet, Im
         except (OSError, ValueError, KeyError) as exc:
             log.warning("data cache %s is unreadable (%s); decoding again", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
-    train, val = read(cfg)
+    train, val = source.read(cfg, channels)
     try:
         _save(folder, train, val)
     except OSError as exc:

@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genlab.config import DataConfig
-from genlab.data.sources import ImageSet, resize_array
+from genlab.data.arrays import ImageSet, resize_array
+from genlab.data.source import Source
+from genlab.sections import DataConfig
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
@@ -174,7 +175,7 @@ DEFAULT_VAL = 5000
 _RESIZE_SLICE = 4096
 
 
-def read_shapes(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+def read_shapes(cfg: DataConfig, channels: int | None = None) -> tuple[ImageSet, ImageSet]:
     """Train and validation sets rendered from independent generators spawned from data.split_seed.
 
     Sizes are data.limit / data.val_limit (default 20000 / 5000): the set is generated, so there is
@@ -183,7 +184,7 @@ def read_shapes(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """
     n_train = DEFAULT_TRAIN if cfg.limit is None else cfg.limit
     n_val = DEFAULT_VAL if cfg.val_limit is None else cfg.val_limit
-    channels = 3 if cfg.grayscale is False else 1
+    channels = channels or (3 if cfg.grayscale is False else 1)
     sets = []
     for n, seq in zip((n_train, n_val), np.random.SeedSequence(cfg.split_seed).spawn(2)):
         factors = sample_factors(n, np.random.default_rng(seq))
@@ -195,3 +196,14 @@ def read_shapes(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         else:
             sets.append(ImageSet(images))
     return sets[0], sets[1]
+
+
+def _split(cfg: DataConfig, n_val: int) -> str:
+    return f"rendered independently of training from split_seed {cfg.split_seed}"
+
+
+# Rendered, so no root matters; not marked canonical all the same, so that its domain classifier keeps the
+# cache key genlab 0.1 gave it (which includes the unused root).
+SOURCES = (Source("shapes", read_shapes, "procedural dSprites-like shapes with known factors (for disentanglement)",
+                  gray_default=True, needs_root=False, describe_split=_split,
+                  factors=ShapesSampler, example=lambda folder: {"limit": 48, "val_limit": 16}),)

@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from flask import Flask, Response, jsonify, request
 from PIL import Image, ImageOps, UnidentifiedImageError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from genlab.errors import GenlabError
+
+try:  # an optional extra: the one message that says how to get it, wherever this module is imported from
+    from flask import Flask, Response, jsonify, request
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+except ImportError:
+    raise GenlabError('the explorer serves its page with Flask, which is not installed here; install it with '
+                      'pip install "genlab[explore]" (or pip install flask).') from None
 from genlab.explore.space import SLIDER_LIMIT, Space, png_bytes, truncated_normal
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
@@ -200,7 +205,7 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 8765, *, all
     """A werkzeug server for the run (port 0 picks a free port); call .serve_forever()."""
     from werkzeug.serving import make_server as werkzeug_server
 
-    from genlab.figures import load_run
+    from genlab.run import load_run
 
     check_host(host, allow_remote)
     space = Space(load_run(Path(run_dir), which))

@@ -19,8 +19,7 @@ from torch import nn
 
 from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
-from genlab.figures import LoadedRun
-from genlab.models import is_gan
+from genlab.run import LoadedRun
 from genlab.viz.latent import dimension_ranking, encode_all, slerp
 
 SLIDER_LIMIT = 3.0
@@ -66,9 +65,14 @@ class Space:
         self.loaded = loaded
         self.model = loaded.model.eval()
         self.normalizer = loaded.data.normalizer
-        self.gan = is_gan(self.model)
+        caps = loaded.caps
+        if not caps.latent.traversable:
+            raise GenlabError(f"the explorer moves through a flat latent code with an N(0, I) prior; model "
+                              f"{caps.name!r} has a {caps.latent.layout} code with a {caps.latent.prior} prior.")
+        # No encoder (a GAN): sliders move along principal directions of z; else along code coordinates.
+        self.gan = not caps.has_encoder
         self.latent_dim = int(self.model.latent_dim)
-        self.num_classes = int(getattr(self.model, "num_classes", 0) or 0)
+        self.num_classes = caps.num_classes
         names = loaded.data.train.class_names
         self.class_names = names if names else [str(c) for c in range(self.num_classes)]
         self.held_out = loaded.data.val.images[:HELD_OUT_SHOWN]
@@ -118,7 +122,7 @@ class Space:
     # -------------------------------------------------------------- VAE family
     @torch.no_grad()
     def encode_images(self, images_uint8: np.ndarray) -> torch.Tensor:
-        """Posterior means: the code a reconstruction decodes (seed 001's protocol)."""
+        """Posterior means: the code a reconstruction decodes (the β-VAE experiment's protocol)."""
         return self.model.encode(self._normalise(images_uint8)).mean.float()
 
     def held_out_code(self, index: int) -> torch.Tensor:

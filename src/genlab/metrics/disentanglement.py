@@ -23,11 +23,15 @@ Each function returns scores plus the protocol that produced them, named so that
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.metrics import mutual_info_score
+
+from genlab.errors import GenlabError
+from genlab.metrics.metric import Metric, Score
+
+if TYPE_CHECKING:
+    from genlab.metrics.context import Context
 
 Represent = Callable[[np.ndarray], np.ndarray]
 
@@ -118,6 +122,8 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> di
     codes, factors = np.asarray(codes, dtype=np.float64), np.asarray(factors)
     n_dims, n_factors = codes.shape[1], factors.shape[1]
     disc = histogram_discretize(codes, bins)
+    from sklearn.metrics import mutual_info_score
+
     mi = np.array([[mutual_info_score(factors[:, k], disc[:, d]) for k in range(n_factors)]
                    for d in range(n_dims)])
     entropy = np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(n_factors)])
@@ -260,6 +266,8 @@ def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_tes
     for k in range(n_factors):
         if len(np.unique(factors_train[:, k])) < 2:
             raise ValueError(f"factor {k} takes a single value in the training sample; draw more samples.")
+        from sklearn.ensemble import GradientBoostingClassifier
+
         model = GradientBoostingClassifier(random_state=seed)
         model.fit(codes_train, factors_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
@@ -329,3 +337,61 @@ def dci(represent: Represent, sampler: GroundTruthSampler, *, n_train: int = 200
                     "informativeness = mean accuracy on n_test held-out samples (disentanglement_lib: "
                     "n_train 10000, n_test 5000).",
     }
+
+
+# ---------------------------------------------------------------- as a metric of a trained run
+
+# Which keys of each function's result are scores (the rest is its protocol).
+_SCORES = {"mig": "mig", "factor_vae": "factor_vae_", "dci": "dci_"}
+
+
+def _applies(ctx: Context) -> str | None:
+    from genlab.data.registry import SOURCES
+
+    if SOURCES[ctx.cfg.data.name].factors is None or not ctx.caps.has_encoder:
+        with_factors = ", ".join(n for n, s in SOURCES.items() if s.factors is not None)
+        return (f"it needs an encoder trained on a data set with known generative factors (data.name: "
+                f"{with_factors}), such as the procedural shapes set")
+    return None
+
+
+def _compute(ctx: Context) -> dict[str, Score]:
+    import torch
+
+    from genlab.data.arrays import resize_array
+    from genlab.data.registry import SOURCES
+
+    sampler_for = SOURCES[ctx.cfg.data.name].factors
+
+    norm, model, device = ctx.data.normalizer, ctx.model, ctx.device
+    size = ctx.cfg.data.image_size
+
+    @torch.no_grad()
+    def represent(images: np.ndarray) -> np.ndarray:
+        imgs = resize_array(images, size, ctx.data.channels)  # as the run's data layer gave them
+        codes = []
+        for start in range(0, len(imgs), 256):
+            x = norm(torch.from_numpy(np.ascontiguousarray(imgs[start:start + 256])).permute(0, 3, 1, 2).to(device))
+            codes.append(model.encode(x).mean.double().cpu().numpy())
+        return np.concatenate(codes)
+
+    counts = ctx.s.disentanglement
+    common = {"representation": "posterior mean of the model's encoder",
+              "resize": f"64x64 renders resized to {size}x{size} ({ctx.data.channels} channel(s)) as in training",
+              "data": "genlab procedural shapes (dSprites factors: shape, scale, orientation, x, y at 64x64), "
+                      "rendered fresh from the seed"}
+    out = {}
+    try:
+        for name, fn in (("mig", mig), ("factor_vae", factor_vae_score), ("dci", dci)):
+            result = fn(represent, sampler_for(ctx.s.seed), seed=ctx.s.seed, **counts.get(name, {}))
+            values = {k: v for k, v in result.items() if k.startswith(_SCORES[name])}
+            out[name] = Score(values, {**{k: v for k, v in result.items() if k not in values}, **common})
+    except ValueError as exc:  # bad sample counts, or codes the metrics cannot use (NaN)
+        raise GenlabError(f"disentanglement scores of {ctx.loaded.run.path} failed: {exc}") from None
+    return out
+
+
+METRIC = Metric(name="disentanglement", summary="MIG, FactorVAE score and DCI on the procedural shapes set",
+                compute=_compute, applies=_applies,
+                higher_is_better={"mig": True, "factor_vae_score": True, "dci_disentanglement": True,
+                                  "dci_completeness": True, "dci_informativeness": True})

@@ -14,25 +14,29 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from genlab import __version__
-from genlab.config import RunConfig
 from genlab.errors import GenlabError
+from genlab.io import atomic_write
 from genlab.losses import kl_per_dimension
+from genlab.metrics.metric import Metric, Score
 from genlab.models import output_activation
-from genlab.run import write_text_atomic
+
+if TYPE_CHECKING:
+    from genlab.config import RunConfig
+    from genlab.metrics.context import Context
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016's threshold on Var_x(E_q[z_u|x])
 # Epoch ends in a row with most units inactive before the warning: early on, before the encoder has
 # learnt much, a healthy VAE's posterior means vary little too.
 COLLAPSE_PATIENCE = 2
 # Below this many nats per latent dimension on average, the code says almost nothing about the image
-# even when many units pass Burda's test: seed 001's settings keep ~100 of 128 units "active" (their
-# means vary by a little more than 0.01) while the KL of all 128 together is ~5 nats.
+# even when many units pass Burda's test: the β-VAE experiment's original settings keep ~100 of 128 units
+# "active" (their means vary by a little more than 0.01) while the KL of all 128 together is ~5 nats.
 MIN_KL_PER_DIM = 0.1
 
 
@@ -87,15 +91,19 @@ def measure(model: nn.Module, images: Iterable[torch.Tensor]) -> LatentUsage | N
     return latent_usage(torch.cat(means), torch.cat(logvars))
 
 
-def collapse_warning(usage: LatentUsage, cfg: RunConfig, epoch: int, step: int, streak: int = 1) -> str | None:
+def collapse_warning(usage: LatentUsage, cfg: RunConfig, epoch: int, step: int, streak: int = 1, *,
+                     ramp_steps: int | None = None) -> str | None:
     """A message when fewer than half the latent dimensions are active, or when the whole code carries
     less than MIN_KL_PER_DIM nats per dimension, with what to try for this config; `streak` is the
     number of epoch ends in a row (this one included) with that finding.
 
-    None while the KL weight is still ramping up (kl_warmup_steps) or the capacity still rising
-    (capacity_steps): inactive units are then the schedule's doing, not yet a collapse."""
+    None for the first `ramp_steps` steps, while the KL weight is still ramping up (the warm-up) or the
+    capacity still rising: inactive units are then the schedule's doing, not yet a collapse. Without
+    `ramp_steps` the ramp is read from the config's step counts (a ramp given in epochs needs the run's plan)."""
     o = cfg.objective
-    ramp = o.capacity_steps if o.capacity_max is not None else o.kl_warmup_steps
+    if ramp_steps is None:
+        ramp_steps = (o.capacity_steps or 10000) if o.capacity_max is not None else o.kl_warmup_steps
+    ramp = ramp_steps
     few_active = usage.active_units < usage.latent_dim / 2
     little_information = usage.kl_total < MIN_KL_PER_DIM * usage.latent_dim
     if step < ramp or not (few_active or little_information):
@@ -127,9 +135,12 @@ def _remedies(cfg: RunConfig) -> list[str]:
     else:
         (first if o.beta * o.kld_weight > 1 else then).append(
             f"a smaller objective.beta or objective.kld_weight (now {o.beta:g} and {o.kld_weight:g})")
-        (first if o.kl_warmup_steps == 0 else then).append(
-            f"{'a longer ' if o.kl_warmup_steps else ''}objective.kl_warmup_steps (now {o.kl_warmup_steps}), so "
-            f"the decoder learns to use z before the KL weighs in")
+        warm = o.kl_warmup_steps or o.kl_warmup_epochs
+        key, now = (("kl_warmup_epochs", f"{o.kl_warmup_epochs:g}") if o.kl_warmup_epochs is not None
+                    else ("kl_warmup_steps", str(o.kl_warmup_steps)))
+        (first if not warm else then).append(
+            f"{'a longer ' if warm else ''}objective.{key} (now {now}), so the decoder learns to use z before the "
+            f"KL weighs in")
     matching = {"tanh": "minus_one_one", "sigmoid": "zero_one"}.get(activation or "")
     if matching and cfg.data.normalize != matching:
         first.append(f"data.normalize: {matching} to match model.output_activation {activation!r} (now "
@@ -144,7 +155,7 @@ def write_stats(path: Path, usage: LatentUsage, *, epoch: int, step: int, warnin
     """The latest measurement (per-dimension vectors included) and the warning, if one was given."""
     doc = {**asdict(usage), "latent_dim": usage.latent_dim, "kl_total": usage.kl_total, "epoch": epoch,
            "step": step, "warning": warning, "genlab_version": __version__}
-    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    atomic_write(path, json.dumps(doc, indent=2) + "\n")
 
 
 def read_stats(path: Path) -> dict[str, Any] | None:
@@ -160,3 +171,33 @@ def read_stats(path: Path) -> dict[str, Any] | None:
         raise GenlabError(f"{path} must hold a JSON object with a kl_per_dim list; delete it (the next epoch "
                           f"of the run writes it again).")
     return doc
+
+
+# ---------------------------------------------------------------- as a metric of a stored checkpoint
+
+
+def _applies(ctx: Context) -> str | None:
+    return None if ctx.caps.variational else "the model's encoder has no posterior variance (not a VAE)"
+
+
+def _compute(ctx: Context) -> dict[str, Score]:
+    """Active units and KL per dimension of a stored checkpoint, so runs trained before these were logged
+    (or another checkpoint than the last epoch's) can be checked for posterior collapse too."""
+    from genlab.data import BatchLoader
+
+    loader = BatchLoader(ctx.data.val.images, None, batch_size=ctx.s.batch_size, shuffle=False, seed=ctx.s.seed,
+                         normalizer=ctx.data.normalizer, device=ctx.device)
+    usage = measure(ctx.model, (b.images for b in loader.batches()))
+    if usage is None:
+        raise GenlabError("the model's posterior has no variance, so there is no KL to split into dimensions.")
+    return {"latent_usage": Score(
+        {"active_units": usage.active_units, "latent_dim": usage.latent_dim, "kl_total": usage.kl_total,
+         "kl_dims_max": max(usage.kl_per_dim)},
+        {"n_images": usage.n_images,
+         "protocol": f"posterior means and log-variances of the clean validation images ({usage.n_images}); "
+                     f"a unit is active when the variance of its mean over the images exceeds {usage.threshold:g} "
+                     f"(Burda et al. 2016); KL per image summed over dimensions, nats"})}
+
+
+METRIC = Metric(name="latent_usage", summary="active latent units and KL per dimension (posterior collapse)",
+                compute=_compute, applies=_applies, at_train_end=True, higher_is_better={"active_units": True})

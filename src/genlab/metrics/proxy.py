@@ -9,12 +9,18 @@ It is named for its extractor and never reported as FID.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 
 from genlab.data.loader import to_uint8
 from genlab.metrics.frechet import frechet_distance, gaussian_stats
+from genlab.metrics.metric import Metric, Score
+
+if TYPE_CHECKING:
+    from genlab.metrics.context import Context
 
 NAME = "fd_randconv"
 
@@ -73,3 +79,27 @@ def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0)
     ext = RandConvExtractor(real_unit.shape[1], seed, real_unit.device)
     fr, ff = ext.features(to_uint8(real_unit)), ext.features(to_uint8(fake_unit))
     return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
+
+
+def _compute(ctx: Context) -> dict[str, Score]:
+    from genlab.metrics.context import distribution_scores
+
+    extractor = RandConvExtractor(ctx.data.channels, seed=0, device=ctx.device)
+    return {NAME: distribution_scores(ctx, extractor, with_kid=False, fd_name=NAME)}
+
+
+def _applies(ctx: Context) -> str | None:
+    from genlab.metrics.context import needs_samples
+
+    return needs_samples(ctx)
+
+
+def _ranks_checkpoints(caps) -> bool:
+    """At the end of training only for models it ranked the checkpoints of during training (those without an
+    encoder, whose objective has no reconstruction loss to rank by); `genlab eval` computes it for any model."""
+    return not caps.has_encoder
+
+
+METRIC = Metric(name=NAME, summary="Fréchet distance in random-conv features (offline sample-quality proxy)",
+                compute=_compute, applies=_applies, at_train_end=_ranks_checkpoints,
+                higher_is_better={NAME: False, "precision": True, "recall": True})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.image.kid import poly_mmd
 
 from genlab.errors import GenlabError
 from genlab.metrics.frechet import frechet_distance, gaussian_stats
@@ -45,6 +44,8 @@ def kid(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: 
         raise GenlabError(f"KID with subsets of {subset_size} images needs at least {subset_size} real and "
                           f"{subset_size} generated images; got {len(real)} real and {len(fake)} generated. "
                           f"Raise --samples or lower --kid-subset-size (minimum 2).")
+    from torchmetrics.image.kid import poly_mmd  # torchmetrics pulls in torchvision's models: only when used
+
     rng = np.random.default_rng(seed)
     r, f = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
     values = []

@@ -7,15 +7,13 @@ that touches the network.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import GenlabError
+from genlab.io import atomic_write, sha256_of
 from genlab.paths import CACHE_ENV, weights_dir
 
 log = logging.getLogger("genlab.metrics")
@@ -45,14 +43,6 @@ INCEPTION = WeightsFile(
 KNOWN = {w.key: w for w in (INCEPTION,)}
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verified_path(weights: WeightsFile, expected_sha256: str | None = None) -> Path:
     """The local file, after checking its hash; a clear error saying where to put it when absent."""
     path = weights.path()
@@ -77,24 +67,19 @@ def fetch(weights: WeightsFile, *, timeout: float = 60.0) -> Path:
     if dest.is_file() and sha256_of(dest) == weights.sha256:
         log.info("%s is already present and verified", dest)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{weights.filename}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            log.info("downloading %s from %s", weights.filename, weights.url)
-            try:
-                with urllib.request.urlopen(weights.url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL)
-                    for chunk in iter(lambda: resp.read(1 << 20), b""):
-                        out.write(chunk)
-            except OSError as exc:
-                raise GenlabError(f"could not download {weights.url} ({exc}); copy the file by hand into "
-                                  f"{dest} (SHA-256 {weights.sha256}).") from None
+
+    def download(tmp: Path) -> None:
+        log.info("downloading %s from %s", weights.filename, weights.url)
+        try:
+            with urllib.request.urlopen(weights.url, timeout=timeout) as resp, open(tmp, "wb") as out:  # noqa: S310
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(chunk)
+        except OSError as exc:
+            raise GenlabError(f"could not download {weights.url} ({exc}); copy the file by hand into "
+                              f"{dest} (SHA-256 {weights.sha256}).") from None
         actual = sha256_of(tmp)
         if actual != weights.sha256:
             raise GenlabError(f"the download of {weights.url} has SHA-256 {actual}, expected {weights.sha256}; "
                               f"nothing was kept. Try again, or copy a verified file into {dest}.")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+
+    return atomic_write(dest, download)

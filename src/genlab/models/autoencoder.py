@@ -1,4 +1,5 @@
-"""Deterministic convolutional autoencoder (seed 002); denoising is the objective's business."""
+"""Deterministic convolutional autoencoder (the Fashion-MNIST denoising experiment); denoising is the
+objective's business, so the same module is the plain and the denoising autoencoder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from torch import nn
 
 from genlab.models.blocks import ConvDecoder, ConvEncoder
 from genlab.models.latent import Posterior, prior_sample
+from genlab.models.registry import LatentSpec, ModelEntry
 
 
 class AutoEncoder(nn.Module):
@@ -39,3 +41,13 @@ class AutoEncoder(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode standard-normal codes; an AE's latent space is not regularised, so expect poor samples."""
         return self.decode(prior_sample(self, n, generator))
+
+
+ENTRIES = (
+    ModelEntry(
+        name="ae", build=AutoEncoder, family="autoencoder", trains_with=("reconstruction",),
+        summary="convolutional autoencoder (plain or denoising: objective.noise_std)",
+        latent=LatentSpec(posterior="point"), tiny={"hidden_dims": [4, 8, 8], "latent_dim": 4},
+        tiny_image_sizes=(28, 32, 64, 128), sizes=("hidden_dims", "latent_dim"),
+    ),
+)

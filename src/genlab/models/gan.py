@@ -1,4 +1,5 @@
-"""GANs: DCGAN (seed 004) and the conditional GAN of seed 003, as generator + discriminator pairs.
+"""GANs: the DCGAN of the anime-faces experiment and the conditional GAN of the MNIST experiment, each a
+generator + discriminator pair.
 
 A `GAN` module holds both networks so that one state dict, one checkpoint and one registry entry
 describe the model; the adversarial objective decides which optimiser updates which half.
@@ -13,6 +14,8 @@ import math
 
 import torch
 from torch import nn
+
+from genlab.models.registry import LatentSpec, ModelEntry, always, when
 
 
 def dcgan_init(m: nn.Module) -> None:
@@ -145,7 +148,7 @@ def _check_labels(num_classes: int, labels: torch.Tensor | None) -> None:
 
 class DCGANGenerator(nn.Module):
     """z (latent_dim x 1 x 1) -> 8x8 by one transposed conv, then stride-2 transposed convs to the
-    image size: 4 transposed convs in all at 64x64 (seed 004); BatchNorm + ReLU, Tanh output."""
+    image size: 4 transposed convs in all at 64x64 (the anime-faces DCGAN); BatchNorm + ReLU, Tanh output."""
 
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, num_classes: int,
                  label_dim: int):
@@ -175,7 +178,8 @@ class DCGANDiscriminator(nn.Module):
 
     spectral_norm: every conv's weight divided by its largest singular value, and no BatchNorm
     (Miyato et al. 2018): D becomes 1-Lipschitz per layer, so it cannot win outright by sharpening its
-    decision, the failure the seed-004 settings show (D's loss on fakes near 0, G's loss climbing).
+    decision, the failure the anime-faces experiment's original settings show (D's loss on fakes near 0,
+    G's loss climbing).
     """
 
     def __init__(self, image_size: int, channels: int, width: int, num_classes: int, spectral_norm: bool = False):
@@ -226,7 +230,7 @@ def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: i
 
 
 class CGANGenerator(nn.Module):
-    """Seed 003: [z, label embedding] -> dense to (width x S/4 x S/4) -> 3 transposed convs
+    """The MNIST experiment's generator: [z, label embedding] -> dense to (width x S/4 x S/4) -> 3 transposed convs
     (BatchNorm + LeakyReLU between) -> Tanh."""
 
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, num_classes: int,
@@ -252,7 +256,8 @@ class CGANGenerator(nn.Module):
 
 
 class CGANDiscriminator(nn.Module):
-    """Seed 003: [image, label map] -> 3 convs (BatchNorm + LeakyReLU) -> dense -> one logit.
+    """The MNIST experiment's discriminator: [image, label map] -> 3 convs (BatchNorm + LeakyReLU) -> dense ->
+    one logit.
 
     conditioning "projection" (Miyato & Koyama 2018) drops the label map and adds the inner product of
     a learned class embedding with the image features to the logit: D must then judge whether the
@@ -311,3 +316,22 @@ def cgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: in
     model.apply(dcgan_init)
     model.reset_average()  # after init, which reached the copy too
     return model
+
+
+_GAN_LATENT = LatentSpec(posterior="none")  # z from N(0, I); no encoder
+_GAN_SIZES = ("latent_dim", "g_width", "d_width", "label_dim")
+
+ENTRIES = (
+    ModelEntry(
+        name="dcgan", build=dcgan, family="gan", trains_with=("adversarial",),
+        summary="DCGAN (Radford et al. 2016) at 16 to 256 px; conditional: true adds labels to G and D",
+        latent=_GAN_LATENT, tiny={"g_width": 8, "d_width": 8, "latent_dim": 8}, tiny_image_sizes=(16, 32, 64),
+        output_activation="tanh", conditional=when("conditional"), sizes=_GAN_SIZES,
+    ),
+    ModelEntry(
+        name="cgan", build=cgan, family="gan", trains_with=("adversarial",),
+        summary="conditional GAN of the MNIST experiment: label embedding into G, label map (or projection) into D",
+        latent=_GAN_LATENT, tiny={"g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
+        tiny_image_sizes=(16, 28, 32), output_activation="tanh", conditional=always, sizes=_GAN_SIZES,
+    ),
+)

@@ -1,6 +1,8 @@
-"""Variational autoencoders: the plain conv VAE (β-VAE preset) and the residual VAE for 128x128 faces."""
+"""Variational autoencoders: the plain conv VAE (and its β-VAE preset) and the residual VAE for 128x128 faces."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 from torch import nn
@@ -8,6 +10,7 @@ from torch import nn
 from genlab.models import blocks
 from genlab.models.blocks import ConvDecoder, ConvEncoder, ResidualBlock, down_sizes
 from genlab.models.latent import Posterior, prior_sample
+from genlab.models.registry import LatentSpec, ModelEntry
 
 
 class VAE(nn.Module):
@@ -34,7 +37,7 @@ class VAE(nn.Module):
         return self.decoder(z)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: the reconstruction protocol of seed 001."""
+        """Decode the posterior mean: the reconstruction protocol of the β-VAE experiment (PyTorch-VAE's)."""
         return self.decode(self.encode(x).mean)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -42,7 +45,7 @@ class VAE(nn.Module):
 
 
 class ResVAE(nn.Module):
-    """VAE whose encoder and decoder stages each hold residual blocks (seed 000, CelebA 128x128).
+    """VAE whose encoder and decoder stages each hold residual blocks (the CelebA 128x128 experiment).
 
     Encoder stage: a 3x3 stride-2 conv to the stage's width, then residual blocks at that size.
     Decoder stage: residual blocks, then nearest upsampling to the exact mirrored size and a 3x3
@@ -94,3 +97,30 @@ class ResVAE(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.decode(prior_sample(self, n, generator))
+
+
+_SIZES = ("hidden_dims", "latent_dim")
+# The β-VAE experiment's network (PyTorch-VAE's BetaVAE): 32-64-128-256-512 conv blocks, latent 128.
+BETA_VAE = {"hidden_dims": (32, 64, 128, 256, 512), "latent_dim": 128}
+SMALL_VAE = {"hidden_dims": (32, 64, 128), "latent_dim": 32}
+
+ENTRIES = (
+    ModelEntry(
+        name="vae", build=partial(VAE, **SMALL_VAE), family="autoencoder", trains_with=("reconstruction",),
+        summary="convolutional VAE, 32-64-128, latent 32 (any hidden_dims / latent_dim)",
+        latent=LatentSpec(posterior="gaussian"), tiny={"hidden_dims": [4, 8, 8], "latent_dim": 4},
+        tiny_image_sizes=(28, 32, 64, 128), sizes=_SIZES, presets=SMALL_VAE,
+    ),
+    ModelEntry(
+        name="beta_vae", build=partial(VAE, **BETA_VAE), family="autoencoder", trains_with=("reconstruction",),
+        summary="the β-VAE experiment's VAE: 32-64-128-256-512 conv blocks, latent 128 (β in the objective)",
+        latent=LatentSpec(posterior="gaussian"), tiny={"hidden_dims": [4, 4, 8, 8, 8], "latent_dim": 4},
+        tiny_image_sizes=(28, 32, 64, 128), sizes=_SIZES, presets=BETA_VAE,
+    ),
+    ModelEntry(
+        name="res_vae", build=ResVAE, family="autoencoder", trains_with=("reconstruction",),
+        summary="VAE with residual blocks in every encoder and decoder stage (the CelebA 128x128 experiment)",
+        latent=LatentSpec(posterior="gaussian"), tiny={"hidden_dims": [4, 4, 8, 8, 8], "latent_dim": 4},
+        tiny_image_sizes=(28, 32, 64, 128), sizes=(*_SIZES, "blocks_per_stage"),
+    ),
+)

@@ -1,51 +1,53 @@
-"""Objectives wrap a model with its loss and step order; the engine only calls their methods.
+"""Objective registry: every `ObjectiveEntry` declared by a module of this package, found by its presence.
 
-Contract (what `genlab.engine.fit` relies on):
-- `model`: the nn.Module whose state is checkpointed;
-- `optimizers`: dict name -> torch optimizer (checkpointed, scheduled);
-- `train_step(batch, step, stepper) -> dict[str, Tensor]`: computes, back-propagates and steps;
-- `eval_step(batch, generator) -> dict[str, Tensor]`: no gradients, averaged over the validation set;
-- `default_best_metric`: the validation value that ranks best checkpoints unless train.best_metric says;
-optional: `scores(loader, generator) -> dict[str, float]` (whole-set scores added to each evaluation),
-`monitors` (objects whose `check(step, values)` returns a warning or None after each step) and
-`latent_usage(loader) -> LatentUsage | None` (KL per latent dimension and active units, measured at
-each epoch end; None when the model has no KL).
+An objective kind is one module (its config section, its objective, its ENTRY); genlab.config joins the
+sections into the union chosen by `objective.kind`, and `build_objective` builds the kind a config names
+for a model whose registry entry says it can be trained that way.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+import pkgutil
 
-import torch
 from torch import nn
 
-from genlab.config import RunConfig
-from genlab.data import Batch, Normalizer
 from genlab.errors import GenlabError
-from genlab.models import is_gan
-from genlab.objectives.adversarial import Adversarial
+from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.optim import Stepper, build_optimizer
-from genlab.objectives.reconstruction import Reconstruction
-
-__all__ = ["Adversarial", "Objective", "Reconstruction", "Stepper", "build_objective", "build_optimizer"]
 
 
-class Objective(Protocol):
-    model: nn.Module
-    optimizers: dict[str, torch.optim.Optimizer]
+def _collect() -> dict[str, ObjectiveEntry]:
+    entries: dict[str, ObjectiveEntry] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        entry = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ENTRY", None)
+        if entry is not None:
+            if entry.kind in entries:
+                raise RuntimeError(f"objective kind {entry.kind!r} is registered twice")
+            entries[entry.kind] = entry
+    return entries
 
-    def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]: ...
 
-    def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+OBJECTIVES: dict[str, ObjectiveEntry] = _collect()
+
+__all__ = ["OBJECTIVES", "BuildContext", "Objective", "ObjectiveEntry", "Plan", "Stepper", "build_objective",
+           "build_optimizer", "default_best_metric"]
 
 
-def build_objective(cfg: RunConfig, model: nn.Module, normalizer: Normalizer) -> Objective:
-    kind, gan = cfg.objective.kind, is_gan(model)
-    if kind == "adversarial" and not gan:
-        raise GenlabError(f"objective.kind 'adversarial' needs a GAN model (dcgan, cgan); model "
-                          f"{cfg.model.name!r} is trained with objective.kind: reconstruction.")
-    if kind == "reconstruction" and gan:
-        raise GenlabError(f"model {cfg.model.name!r} is a GAN: set objective.kind: adversarial.")
-    if gan:
-        return Adversarial(model, cfg.objective, cfg.optim, normalizer)
-    return Reconstruction(model, cfg.objective, cfg.optim, normalizer)
+def default_best_metric(kind: str) -> str:
+    return OBJECTIVES[kind].default_best_metric
+
+
+def input_noise(objective) -> tuple[float, bool]:
+    """(std, clip) of the training input noise an objective section states (0 for all but denoising)."""
+    return OBJECTIVES[objective.kind].input_noise(objective)
+
+
+def build_objective(cfg, model: nn.Module, normalizer, caps, plan: Plan) -> Objective:
+    """The objective `cfg.objective.kind` names, refused for a model whose entry does not train with it."""
+    kind = cfg.objective.kind
+    if kind not in caps.entry.trains_with:
+        kinds = " or ".join(f"objective.kind: {k}" for k in caps.entry.trains_with)
+        raise GenlabError(f"model {cfg.model.name!r} ({caps.family}) is not trained by objective.kind {kind!r}; "
+                          f"set {kinds}.")
+    return OBJECTIVES[kind].build(BuildContext(model, cfg, normalizer, caps, plan))

@@ -11,24 +11,47 @@ on real images only, the head is a fixed target G can fool with images no other 
 call that class; with G's images in its training, G gains most by drawing unambiguous members of
 the class (the bias towards easily classified samples that Shu et al. 2017 describe).
 
-Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (seed 004: G 1e-4, D 2e-4).
-Generated images for a conditional model use labels drawn uniformly over the classes.
+Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (the anime-faces DCGAN
+experiment: G 1e-4, D 2e-4). Generated images for a conditional model use labels drawn uniformly over
+the classes. Its section is `objective: {kind: adversarial, ...}`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
 from genlab.data import Batch, BatchLoader, Normalizer
+from genlab.engine.hook import Hook, StepRecord
 from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
 from genlab.metrics.proxy import fd_randconv
 from genlab.models.gan import GAN
+from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry
 from genlab.objectives.optim import Stepper, build_optimizer
+from genlab.sections import OptimConfig, Section
+
+if TYPE_CHECKING:
+    from genlab.engine.loop import Loop
+
+
+class AdversarialConfig(Section):
+    kind: Literal["adversarial"] = "adversarial"
+    real_target: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing: D's target for real")
+    fake_target: float = Field(0.0, ge=0.0, lt=1.0)
+    # Weight of the auxiliary classifier's cross-entropy (AC-GAN) in D's and G's losses, for a
+    # discriminator built with aux_classifier: true; ignored otherwise.
+    class_loss_weight: float = Field(1.0, ge=0.0)
+    proxy_samples: int = Field(1000, ge=2)
+    collapse_check_every: int = Field(50, ge=1)
+    collapse_patience: int = Field(5, ge=1)
+    d_loss_floor: float = Field(0.01, ge=0.0)
+    g_loss_ceiling: float = Field(20.0, gt=0.0)
+    stop_on_collapse: bool = False
 
 
 def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -39,20 +62,44 @@ def binary_entropy(p: float) -> float:
     return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-COLLAPSE_WARNING = "possible GAN failure"  # how the warning starts; `genlab results` counts it in train.log
+COLLAPSE_WARNING = "possible GAN failure"  # how the warning starts
+WARNING_KIND = "gan_collapse"
 
 
-class CollapseMonitor:
+class CollapseMonitor(Hook):
     """Flags K consecutive checks with D's loss near its minimum (D wins outright) or G's loss exploding.
 
     With smoothed targets D's BCE cannot reach 0: its floor is the targets' entropy (0.098 nats for a
-    real target of 0.98), so "near the minimum" is measured above that floor.
+    real target of 0.98), so "near the minimum" is measured above that floor. As a loop hook it warns
+    (each new finding once), and stops the run on it when objective.stop_on_collapse is set.
     """
 
-    def __init__(self, cfg: ObjectiveConfig):
+    name = "gan_collapse"
+
+    def __init__(self, cfg: AdversarialConfig):
         self.cfg = cfg
         self.d_min = binary_entropy(cfg.real_target) + binary_entropy(cfg.fake_target)
         self.streak = 0
+        self.warning: str | None = None  # the current finding; cleared by a check that finds nothing
+
+    def on_step(self, loop: Loop, record: StepRecord) -> None:
+        if record.values is None:
+            return
+        message = self.check(record.step, record.values)
+        if message and message != self.warning:
+            loop.warn(WARNING_KIND, message)
+        if message or record.step % self.cfg.collapse_check_every == 0:
+            self.warning = message
+        loop.status["gan_collapse_warning"] = "see log" if self.warning else ""  # while the finding stands
+
+    def stop_reason(self, loop: Loop) -> str | None:
+        return self.warning if self.cfg.stop_on_collapse else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"streak": self.streak, "warning": self.warning}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.streak, self.warning = int(state.get("streak", 0)), state.get("warning")
 
     def check(self, step: int, values: dict[str, float]) -> str | None:
         if step % self.cfg.collapse_check_every:
@@ -68,12 +115,11 @@ class CollapseMonitor:
                 f"D may be saturated or G collapsed. Try a lower optim.lr_d, real_target < 1, or check samples")
 
 
-class Adversarial:
-    default_best_metric = DEFAULT_BEST_METRIC["adversarial"]
+class Adversarial(Objective):
     score_names = (PROXY,)
     min_val_images = 2  # a covariance for the proxy score
 
-    def __init__(self, model: GAN, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
+    def __init__(self, model: GAN, cfg: AdversarialConfig, optim: OptimConfig, normalizer: Normalizer):
         self.model = model
         self.cfg = cfg
         self.normalizer = normalizer
@@ -81,7 +127,10 @@ class Adversarial:
             "discriminator": build_optimizer(model.discriminator.parameters(), optim, optim.lr_d),
             "generator": build_optimizer(model.generator.parameters(), optim, optim.lr_g),
         }
-        self.monitors = [CollapseMonitor(cfg)]
+        self.monitor = CollapseMonitor(cfg)
+
+    def hooks(self) -> list[Hook]:
+        return [self.monitor]
 
     def _fake_labels(self, n: int, device, generator=None) -> torch.Tensor | None:
         if not self.model.conditional:
@@ -164,3 +213,22 @@ class Adversarial:
         fake = torch.cat([self.model.sample(min(256, n - i), generator=generator) for i in range(0, n, 256)])
         to_unit = self.normalizer.to_unit
         return {PROXY: fd_randconv(to_unit(real.float()), to_unit(fake.float()))}
+
+
+def _learning_rates(optim: OptimConfig) -> dict[str, float]:
+    """G's and D's rates: lr_g and lr_d where set, optim.lr for the network that has none."""
+    rates = {k: v for k, v in (("optim.lr_g", optim.lr_g), ("optim.lr_d", optim.lr_d)) if v is not None}
+    if optim.lr_g is None or optim.lr_d is None:
+        rates["optim.lr"] = optim.lr
+    return rates
+
+
+def build(ctx: BuildContext) -> Adversarial:
+    return Adversarial(ctx.model, ctx.cfg.objective, ctx.cfg.optim, ctx.normalizer)
+
+
+ENTRY = ObjectiveEntry(
+    kind="adversarial", config=AdversarialConfig, build=build, default_best_metric=PROXY,
+    summary="GAN training in the textbook order (D on real, D on detached fakes, then G), label smoothing, AC-GAN",
+    learning_rates=_learning_rates, resumable=frozenset({"stop_on_collapse"}),
+)

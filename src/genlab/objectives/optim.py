@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 import torch
 
 from genlab import distributed
-from genlab.config import OptimConfig
 from genlab.errors import NonFiniteLoss
+from genlab.sections import OptimConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig, lr: float | None = None

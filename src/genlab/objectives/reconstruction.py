@@ -1,27 +1,93 @@
 """Reconstruction objective: AE, denoising AE, VAE, β-VAE and capacity-annealed β-VAE in one place.
 
 Whether a KL term exists is decided by the model's posterior (a plain AE has no variance), so one
-objective covers the whole autoencoder family without dispatching on model types.
+objective covers the whole autoencoder family without dispatching on model types. Its section is
+`objective: {kind: reconstruction, ...}`; its checks look at the settings together (the scale the KL
+weight is given in, ramps longer than the run).
 """
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Literal
+
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
 from genlab import distributed
-from genlab.config import DEFAULT_BEST_METRIC, ObjectiveConfig, OptimConfig
-from genlab.data import Batch, BatchLoader, Normalizer
+from genlab.data import Batch, Normalizer
+from genlab.data.registry import channels_of
 from genlab.errors import GenlabError
 from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
-from genlab.metrics.latent_usage import LatentUsage, measure
+from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
+from genlab.objectives.latent_monitor import LatentUsageMonitor
 from genlab.objectives.optim import Stepper, build_optimizer
+from genlab.sections import OptimConfig, Section
+
+if TYPE_CHECKING:
+    from genlab.engine.hook import Hook
+
+DEFAULT_CAPACITY_STEPS = 10000
 
 
-class Reconstruction:
-    default_best_metric = DEFAULT_BEST_METRIC["reconstruction"]
+class ReconstructionConfig(Section):
+    kind: Literal["reconstruction"] = "reconstruction"
+    recon_loss: Literal["mse", "bce"] = "mse"
+    reduction: Literal["mean", "sum"] = Field(
+        "sum",
+        description="mean: averaged over every pixel (PyTorch-VAE, the β-VAE experiment); "
+        "sum: summed over each image's pixels, averaged over the batch (Kingma & Welling)",
+    )
+    # mse only: the squared error divided by 2·std², i.e. the negative log-likelihood of a Gaussian decoder
+    # with this fixed std in data units (constant dropped). null keeps the plain squared error (std 1/√2).
+    likelihood_std: float | None = Field(None, gt=0.0)
+    beta: float = Field(1.0, ge=0.0)
+    kld_weight: float = Field(1.0, ge=0.0)
+    noise_std: float = Field(0.0, ge=0.0)
+    noise_clip: bool = False
+    capacity_max: float | None = Field(None, ge=0.0)
+    # The capacity ramp and the KL warm-up, in optimiser steps or in epochs (one of the two).
+    capacity_steps: int | None = Field(None, ge=1, description=f"default {DEFAULT_CAPACITY_STEPS}")
+    capacity_epochs: float | None = Field(None, gt=0.0)
+    gamma: float = Field(1000.0, ge=0.0)
+    kl_warmup_steps: int = Field(0, ge=0)
+    kl_warmup_epochs: float | None = Field(None, gt=0.0)
 
-    def __init__(self, model: nn.Module, cfg: ObjectiveConfig, optim: OptimConfig, normalizer: Normalizer):
+    @model_validator(mode="after")
+    def _settings_fit(self) -> ReconstructionConfig:
+        if self.likelihood_std is not None and (self.recon_loss != "mse" or self.reduction != "sum"):
+            raise ValueError("objective.likelihood_std sets the std of a Gaussian decoder, a per-image likelihood: "
+                             "it needs recon_loss: mse and reduction: sum "
+                             f"(got recon_loss: {self.recon_loss}, reduction: {self.reduction})")
+        if self.kl_warmup_steps and self.kl_warmup_epochs is not None:
+            raise ValueError("give the KL warm-up as objective.kl_warmup_steps or objective.kl_warmup_epochs, "
+                             f"not both (got {self.kl_warmup_steps} steps and {self.kl_warmup_epochs} epochs)")
+        if self.capacity_steps is not None and self.capacity_epochs is not None:
+            raise ValueError("give the capacity ramp as objective.capacity_steps or objective.capacity_epochs, "
+                             f"not both (got {self.capacity_steps} steps and {self.capacity_epochs} epochs)")
+        return self
+
+
+def warmup_steps(cfg: ReconstructionConfig, plan: Plan) -> int:
+    """The KL warm-up in optimiser steps, however it was given."""
+    return plan.steps(cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs is not None else cfg.kl_warmup_steps
+
+
+def capacity_steps(cfg: ReconstructionConfig, plan: Plan) -> int:
+    if cfg.capacity_epochs is not None:
+        return plan.steps(cfg.capacity_epochs)
+    return cfg.capacity_steps or DEFAULT_CAPACITY_STEPS
+
+
+def ramp_steps(cfg: ReconstructionConfig, plan: Plan) -> int:
+    """Steps before the KL term weighs what the config says: the capacity ramp, else the warm-up."""
+    return capacity_steps(cfg, plan) if cfg.capacity_max is not None else warmup_steps(cfg, plan)
+
+
+class Reconstruction(Objective):
+    def __init__(self, model: nn.Module, cfg: ReconstructionConfig, optim: OptimConfig, normalizer: Normalizer,
+                 plan: Plan | None = None, monitor: Hook | None = None):
         if cfg.recon_loss == "bce" and normalizer.kind != "zero_one":
             raise GenlabError(f"objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one "
                               f"(now {normalizer.kind!r}) and model.output_activation: sigmoid.")
@@ -29,6 +95,16 @@ class Reconstruction:
         self.cfg = cfg
         self.noise_clip = normalizer.output_range() if cfg.noise_clip else None
         self.optimizers = {"model": build_optimizer(model.parameters(), optim)}
+        if plan is None:  # without a plan, ramps must be given in steps
+            if cfg.kl_warmup_epochs is not None or cfg.capacity_epochs is not None:
+                raise ValueError("a ramp given in epochs needs the run's plan (steps per epoch)")
+            plan = Plan(1, 1)
+        self.warmup = warmup_steps(cfg, plan)
+        self.capacity_steps = capacity_steps(cfg, plan)
+        self._hooks = [monitor] if monitor is not None else []
+
+    def hooks(self) -> list[Hook]:
+        return list(self._hooks)
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising input: x plus Gaussian noise of std `noise_std` in normalised units."""
@@ -37,10 +113,10 @@ class Reconstruction:
         return add_gaussian_noise(x, self.cfg.noise_std, self.noise_clip, generator)
 
     def kl_weight(self, step: int) -> float:
-        """β · kld_weight, ramped linearly from 0 over kl_warmup_steps (Bowman et al. 2016)."""
+        """β · kld_weight, ramped linearly from 0 over the warm-up (Bowman et al. 2016)."""
         w = self.cfg.beta * self.cfg.kld_weight
-        if self.cfg.kl_warmup_steps:
-            w *= min(1.0, step / self.cfg.kl_warmup_steps)
+        if self.warmup:
+            w *= min(1.0, step / self.warmup)
         return w
 
     def _terms(self, batch: Batch, step: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -54,7 +130,7 @@ class Reconstruction:
             return {"loss": recon, "recon": recon}
         kl = kl_divergence(post.mean, post.logvar)
         if self.cfg.capacity_max is not None:
-            c = capacity(step, self.cfg.capacity_max, self.cfg.capacity_steps)
+            c = capacity(step, self.cfg.capacity_max, self.capacity_steps)
             # |KL - C| of the global batch's mean KL: with several processes each one's |KL_rank - C| would
             # pull in opposite directions near C. The value is global, the gradient stays this shard's.
             kl_global = kl + (distributed.all_reduce_mean(kl.detach()) - kl.detach())
@@ -71,8 +147,67 @@ class Reconstruction:
     def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return self._terms(batch, 10**12, generator)
 
-    @torch.no_grad()
-    def latent_usage(self, loader: BatchLoader) -> LatentUsage | None:
-        """KL per dimension and active units over the clean images of `loader` (no denoising noise: the
-        question is what the encoder does with the data); None for a plain AE, which has no KL."""
-        return measure(self.model, (batch.images for batch in loader.batches()))
+
+def build(ctx: BuildContext) -> Reconstruction:
+    cfg = ctx.cfg.objective
+    monitor = LatentUsageMonitor(ctx.cfg, ramp_steps(cfg, ctx.plan)) if ctx.caps.variational else None
+    return Reconstruction(ctx.model, cfg, ctx.cfg.optim, ctx.normalizer, ctx.plan, monitor)
+
+
+# ---------------------------------------------------------------- settings checked together
+
+
+def check_reduction(cfg) -> list[str]:
+    """reduction: mean with a KL term weighs the KL C·H·W times more than β says: give the β it amounts to."""
+    from genlab.models import MODELS
+
+    o, entry = cfg.objective, MODELS.get(cfg.model.name)
+    if entry is None or not entry.variational or o.reduction != "mean":
+        return []
+    c, s = channels_of(cfg.data), cfg.data.image_size
+    d = c * s * s
+    scale = (f"objective.reduction 'mean' averages the reconstruction error over the C·H·W = {c}·{s}·{s} = {d:,} "
+             f"values of an image while the KL stays a per-image sum, so the KL weighs {d:,} times more than")
+    if o.capacity_max is not None:
+        return [f"{scale} objective.gamma = {o.gamma:g} says: in the per-image scale of Burgess et al. 2018 "
+                f"(reduction: sum) this is gamma = {o.gamma * d:.4g}. For gamma as in the paper, use "
+                f"objective.reduction: sum."]
+    weight = o.beta * o.kld_weight
+    effective = weight * d
+    if math.isclose(effective, 1.0, rel_tol=1e-6):  # the textbook VAE, divided by C·H·W
+        return []
+    return [f"{scale} beta · kld_weight = {o.beta:g} · {o.kld_weight:g} = {weight:.4g} says: in the per-image "
+            f"scale of Higgins et al. 2017 (reduction: sum) this is beta = {effective:.4g}. For beta as in the "
+            f"paper, use objective.reduction: sum and set objective.beta with kld_weight 1."]
+
+
+def check_ramps(cfg, plan: Plan) -> list[str]:
+    """A warm-up or capacity ramp longer than the run means the run never trains the objective it states."""
+    o = cfg.objective
+    # the length the config plans: a train.max_steps cut is a deliberate truncation (a smoke test), not a plan
+    total, per_epoch = plan.planned_steps, plan.steps_per_epoch
+    run = f"the {total:,} steps this run trains ({total / per_epoch:.3g} epochs of {per_epoch:,} steps)"
+    out = []
+    ramps = [("kl_warmup", warmup_steps(o, plan), o.kl_warmup_epochs, "the KL weight reaches",
+              f"of beta · kld_weight = {o.beta * o.kld_weight:g}")]
+    if o.capacity_max is not None:
+        ramps = [("capacity", capacity_steps(o, plan), o.capacity_epochs, "the capacity C reaches",
+                  f"of capacity_max = {o.capacity_max:g}")]
+    for key, steps, epochs, what, of in ramps:
+        if steps <= total:
+            continue
+        given = (f"objective.{key}_epochs = {epochs:g} ({steps:,} steps)" if epochs is not None
+                 else f"objective.{key}_steps = {steps:,}")
+        suggestion = max(0.1, round(0.2 * total / per_epoch, 1))
+        out.append(f"{given} is longer than {run}: {what} only {total / steps:.0%} {of} by the end, so the run "
+                   f"never trains the objective its config states. Shorten it, e.g. objective.{key}_epochs: "
+                   f"{suggestion:g} (a fifth of the run), or train longer.")
+    return out
+
+
+ENTRY = ObjectiveEntry(
+    kind="reconstruction", config=ReconstructionConfig, build=build, default_best_metric="loss",
+    summary="reconstruction error (+ β·KL for VAEs, capacity annealing, denoising noise): the autoencoder family",
+    checks=check_reduction, plan_checks=check_ramps,
+    input_noise=lambda section: (section.noise_std, section.noise_clip),
+)

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from genlab.history import FIXED, read_history  # noqa: E402
+from genlab.io import atomic_write
 from genlab.viz.grids import save_figure  # noqa: E402
 
 LABELS = {"d_real": "mean D(x)", "d_fake": "mean D(G(z))", "loss_d": "D loss", "loss_g": "G loss",
@@ -76,14 +77,18 @@ def epoch_rows(rows: list[dict[str, str]]) -> tuple[list[str], list[dict[str, st
 
 
 def epoch_table(history: Path, csv_path: Path, md_path: Path) -> tuple[Path, Path]:
-    """Per-epoch train and validation means of every term (seed 002's loss table), as CSV and Markdown."""
+    """Per-epoch train and validation means of every term (the denoising-AE experiment's loss table), as CSV
+    and Markdown."""
     columns, ordered = epoch_rows(read_history(history))
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, columns)
-        w.writeheader()
-        w.writerows(ordered)
+
+    def write_csv(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows(ordered)
+
+    atomic_write(csv_path, write_csv, fsync=False)  # redrawn from history.csv at will: no need to sync
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(e.get(c, "") for c in columns) + " |" for e in ordered]
-    md_path.write_text("\n".join(lines) + "\n")
+    atomic_write(md_path, "\n".join(lines) + "\n", fsync=False)
     return csv_path, md_path

@@ -35,13 +35,14 @@ MAX_CLASS_ROWS = 20
 
 
 @torch.no_grad()
-def fixed_samples(model: nn.Module, normalizer: Normalizer, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, int]:
-    """The same noise every call, in [0, 1]; conditional models: `per_row` samples of each class in turn
-    (the first MAX_CLASS_ROWS classes). Returns (samples, per_row)."""
+def fixed_samples(model: nn.Module, normalizer: Normalizer, n: int = 32, seed: int = 0, num_classes: int = 0
+                  ) -> tuple[torch.Tensor, int]:
+    """The same noise every call, in [0, 1]; conditional models (num_classes > 0): `per_row` samples of each
+    class in turn (the first MAX_CLASS_ROWS classes). Returns (samples, per_row)."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    classes = getattr(model, "num_classes", 0)
+    classes = num_classes
     if classes:
         per_row = 10
         labels = torch.arange(min(classes, MAX_CLASS_ROWS), device=device).repeat_interleave(per_row)
@@ -50,10 +51,10 @@ def fixed_samples(model: nn.Module, normalizer: Normalizer, n: int = 32, seed: i
 
 
 def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0,
-                  class_names: list[str] | None = None, title: str | None = None) -> Path:
-    """Samples from a fixed seed; conditional models get one row per class."""
-    samples, per_row = fixed_samples(model, normalizer, n, seed)
-    classes = getattr(model, "num_classes", 0)
+                  num_classes: int = 0, class_names: list[str] | None = None, title: str | None = None) -> Path:
+    """Samples from a fixed seed; conditional models (num_classes > 0) get one row per class."""
+    samples, per_row = fixed_samples(model, normalizer, n, seed, num_classes)
+    classes = num_classes
     if classes:
         shown = len(samples) // per_row
         names = class_names or [str(c) for c in range(classes)]

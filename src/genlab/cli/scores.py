@@ -1,0 +1,89 @@
+"""`genlab eval`, `genlab compare` and `genlab results`: computing scores, and tables of stored ones."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+
+def add_parser(sub, name: str, text: str, flags: dict[str, argparse.ArgumentParser]) -> None:
+    {"eval": _eval_parser, "compare": _compare_parser, "results": _results_parser}[name](sub, name, text, flags)
+
+
+def _eval_parser(sub, name, text, flags) -> None:
+    from genlab.metrics.registry import METRICS
+
+    listed = "; ".join(f"{m.name}: {m.summary}" for m in METRICS.values())
+    e = sub.add_parser(name, help=text, parents=[flags["debug"], flags["checkpoint"]])
+    e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    e.add_argument("--metrics", nargs="+", metavar="NAME",
+                   help=f"some of the registered metrics ({listed}); default: every one that applies and can "
+                        f"run here")
+    e.add_argument("--samples", type=int, default=2400, metavar="N",
+                   help="generated and held-out real images for distribution scores (default 2400, the β-VAE "
+                        "experiment's count)")
+    e.add_argument("--images", type=Path, metavar="DIR", help="also score reconstructions of these outside images")
+    e.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per KID subset (1000)")
+    e.add_argument("--class-samples", type=int, default=1000, metavar="N",
+                   help="generated images per class for class accuracy (1000)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the drawn reference images and samples (0)")
+    e.add_argument("--dlib-counts", action="store_true",
+                   help="disentanglement_lib's sample counts for FactorVAE (10000/5000 votes) and DCI (10000/5000); "
+                        "about 15 and 5 times slower than the defaults")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    e.set_defaults(run=evaluate)
+
+
+def _compare_parser(sub, name, text, flags) -> None:
+    c = sub.add_parser(name, help=text, parents=[flags["debug"], flags["table"]])
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    c.set_defaults(run=compare)
+
+
+def _results_parser(sub, name, text, flags) -> None:
+    rs = sub.add_parser(name, help=text, parents=[flags["debug"], flags["table"]])
+    rs.add_argument("runs", type=Path, nargs="?", default=Path("runs"),
+                    help="the folder holding the run folders (default runs)")
+    rs.set_defaults(run=results)
+
+
+def evaluate(args) -> int:
+    from genlab.evaluate import EvalSettings, evaluate_run
+
+    for flag, value, low in (("--samples", args.samples, 2), ("--kid-subset-size", args.kid_subset_size, 2),
+                             ("--class-samples", args.class_samples, 1)):
+        if value < low:
+            raise GenlabError(f"{flag} must be at least {low}; got {value}.")
+    counts = {}
+    if args.dlib_counts:
+        from genlab.metrics.disentanglement import DLIB_DCI, DLIB_FACTOR_VAE
+
+        counts = {"factor_vae": dict(DLIB_FACTOR_VAE), "dci": dict(DLIB_DCI)}
+    settings = EvalSettings(samples=args.samples, kid_subset_size=args.kid_subset_size, seed=args.seed,
+                            images=args.images, class_samples=args.class_samples, disentanglement=counts)
+    results = evaluate_run(args.run_dir, args.metrics, which=args.checkpoint, settings=settings, device=args.device)
+    if not results:
+        print(f"no metric applies to {args.run_dir}; see `genlab eval --help`.")
+        return 1
+    print(f"written to {args.run_dir / 'metrics.json'} with each score's protocol")
+    return 0
+
+
+def compare(args) -> int:
+    from genlab.compare import compare_table, render
+
+    print(render(*compare_table(args.run_dirs), args.format), end="")
+    return 0
+
+
+def results(args) -> int:
+    from genlab.compare import render
+    from genlab.results import results_rows
+
+    if not args.runs.is_dir():
+        raise GenlabError(f"{args.runs} is not a folder; give the folder that holds the run folders "
+                          f"(output.root of the configs, default runs).")
+    print(render(*results_rows(args.runs), args.format), end="")
+    return 0

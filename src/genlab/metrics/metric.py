@@ -1,0 +1,50 @@
+"""What a metric is: `Metric`, declared by the module that computes it, and `Score`, what it produces.
+
+A metric module ends with `METRIC = Metric(...)`; genlab.metrics.registry finds it, and `genlab eval`, its
+help text, the end-of-training scores, the report, `compare` and `results` are driven from there. A metric
+says when it applies (and why not, when it does not), whether it is cheap enough to run at the end of
+every training run, and returns its numbers and the protocol that produced them as two separate dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genlab.metrics.context import Context
+    from genlab.models import Capabilities
+
+
+@dataclass
+class Score:
+    """values: the numbers (floats and ints, or a dict of numbers per class); protocol: how they were made."""
+
+    values: dict[str, Any]
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        return {**self.values, **self.protocol}
+
+
+def always(ctx: Context) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """name: what `genlab eval --metrics` calls it. applies(ctx): None when it fits the run, else why not.
+    compute(ctx): {metrics.json entry name: Score}. at_train_end: run at the end of every training run
+    (then it must be cheap: seconds), or a predicate on the model's capabilities saying for which runs.
+    higher_is_better: per value name, where a direction is meaningful."""
+
+    name: str
+    summary: str
+    compute: Callable[[Context], dict[str, Score]]
+    applies: Callable[[Context], str | None] = always
+    at_train_end: bool | Callable[[Capabilities], bool] = False
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+    def runs_at_train_end(self, caps: Capabilities) -> bool:
+        return self.at_train_end(caps) if callable(self.at_train_end) else self.at_train_end

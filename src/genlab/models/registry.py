@@ -1,0 +1,133 @@
+"""What a model *is*, declared once beside its code: the entry every other part of genlab reads.
+
+A model module ends with `ENTRIES = (ModelEntry(...), ...)`; `genlab.models` collects them. Objectives,
+metrics, figures, the explorer, export and config checks ask an entry (or the `Capabilities` of a
+built model) instead of testing types, name sets or attributes, so a new model is one module and the
+tests parametrized over the registry cover it the day it is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+Family = Literal["autoencoder", "gan"]
+
+# What each family's modules must offer; tests/models/test_model_registry.py holds every entry to it.
+FAMILY_API: dict[str, tuple[str, ...]] = {
+    "autoencoder": ("encode", "decode", "reconstruct", "sample", "latent_dim", "image_shape"),
+    "gan": ("decode", "sample", "discriminate", "discriminate_with_classes", "generator", "discriminator",
+            "sampling_generator", "update_average", "latent_dim", "num_classes", "image_shape"),
+}
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """The latent space a model exposes, so a figure or tool can tell whether it applies.
+
+    layout: "vector" is a flat (latent_dim,) code; other layouts (a VQ code grid, image-shaped diffusion
+    noise) are not vectors and get no sliders or traversals. prior: what `sample` draws codes from.
+    posterior: what `encode` returns, "gaussian" (mean and log-variance: a VAE), "point" (a deterministic
+    code: an autoencoder) or "none" (no encoder: a GAN's z is only ever drawn from the prior).
+    """
+
+    layout: Literal["vector", "grid"] = "vector"
+    prior: Literal["standard_normal", "learned"] = "standard_normal"
+    posterior: Literal["gaussian", "point", "none"] = "gaussian"
+
+    @property
+    def traversable(self) -> bool:
+        """Coordinates of a flat code under N(0, I): sweeping one over [-3, 3] means something."""
+        return self.layout == "vector" and self.prior == "standard_normal"
+
+
+def never(kwargs: dict[str, Any]) -> bool:
+    return False
+
+
+def always(kwargs: dict[str, Any]) -> bool:
+    return True
+
+
+def when(argument: str) -> Callable[[dict[str, Any]], bool]:
+    """Conditional when a boolean constructor argument says so (dcgan's `conditional`)."""
+
+    def conditional(kwargs: dict[str, Any]) -> bool:
+        return bool(kwargs.get(argument, False))
+
+    conditional.__name__ = f"when_{argument}"
+    return conditional
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    build: the constructor or a preset of it; `image_size`, `channels` (and `num_classes` for conditional
+    models) come from the data section, every other keyword from the config's model section.
+    trains_with: objective kinds that can train it; the first is the default when a config names none.
+    output_activation: a fixed last activation (GAN generators), or None when the `output_activation`
+    argument sets it. conditional: from the model arguments, whether it takes class labels.
+    sizes: size-like arguments (widths, depths, latent sizes), which must be positive integers (or tuples
+    of them); a value of 0 would build a model with nothing in it.
+    tiny / tiny_image_sizes: arguments and image sizes that build it in milliseconds, for the tests.
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    family: Family
+    trains_with: tuple[str, ...]
+    summary: str
+    latent: LatentSpec
+    tiny: dict[str, Any]
+    tiny_image_sizes: tuple[int, ...] = (16, 32)
+    output_activation: str | None = None
+    conditional: Callable[[dict[str, Any]], bool] = never
+    sizes: tuple[str, ...] = ()
+    presets: dict[str, Any] = field(default_factory=dict)  # the arguments a preset fixes (its defaults)
+
+    @property
+    def variational(self) -> bool:
+        """The encoder returns a distribution, so an objective has a KL term and latent usage can be measured."""
+        return self.latent.posterior == "gaussian"
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.latent.posterior != "none"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """An entry seen through one built model's arguments and data: what the code that uses it may ask."""
+
+    entry: ModelEntry
+    conditional: bool
+    num_classes: int  # 0 unless conditional
+    output_activation: str | None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def family(self) -> str:
+        return self.entry.family
+
+    @property
+    def variational(self) -> bool:
+        return self.entry.variational
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.entry.has_encoder
+
+    @property
+    def has_discriminator(self) -> bool:
+        return self.entry.family == "gan"
+
+    @property
+    def latent(self) -> LatentSpec:
+        return self.entry.latent
