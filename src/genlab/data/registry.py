@@ -6,37 +6,16 @@ against what this finds, and nothing else in genlab lists data set names.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
-
 import genlab.data as _package
 from genlab.data.source import Source
-from genlab.errors import GenlabError
+from genlab.registries import collect, lookup
 from genlab.sections import DataConfig
 
-
-def _collect() -> dict[str, Source]:
-    found: dict[str, Source] = {}
-    for info in sorted(pkgutil.iter_modules(_package.__path__), key=lambda m: m.name):
-        if info.name == "registry":
-            continue
-        for source in getattr(importlib.import_module(f"genlab.data.{info.name}"), "SOURCES", ()):
-            if source.name in found:
-                raise RuntimeError(f"data source {source.name!r} is registered twice")
-            found[source.name] = source
-    return found
-
-
-SOURCES: dict[str, Source] = _collect()
+SOURCES: dict[str, Source] = collect(_package, "SOURCES", lambda s: s.name, skip=("registry",))
 
 
 def get_source(name: str) -> Source:
-    if name not in SOURCES:
-        hint = difflib.get_close_matches(name, list(SOURCES), n=1)
-        raise GenlabError(f"unknown data source {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ".")
-                          + f" Registered: {', '.join(sorted(SOURCES))}.")
-    return SOURCES[name]
+    return lookup(SOURCES, name, "data source")
 
 
 def channels_of(cfg: DataConfig) -> int:

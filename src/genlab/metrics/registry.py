@@ -6,29 +6,14 @@ module can be imported alone (the training objectives use some of their function
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import genlab.metrics as _package
 from genlab.errors import GenlabError
 from genlab.metrics.metric import Metric
 from genlab.models import Capabilities
+from genlab.registries import collect
 
-
-def _collect() -> dict[str, Metric]:
-    found: dict[str, Metric] = {}
-    for info in sorted(pkgutil.iter_modules(_package.__path__), key=lambda m: m.name):
-        if info.name in ("registry", "metric"):
-            continue
-        metric = getattr(importlib.import_module(f"genlab.metrics.{info.name}"), "METRIC", None)
-        if metric is not None:
-            if metric.name in found:
-                raise RuntimeError(f"metric {metric.name!r} is registered twice")
-            found[metric.name] = metric
-    return dict(sorted(found.items()))
-
-
-METRICS: dict[str, Metric] = _collect()
+METRICS: dict[str, Metric] = dict(sorted(collect(_package, "METRIC", lambda m: m.name,
+                                                 skip=("registry", "metric")).items()))
 
 
 def names() -> list[str]:

@@ -9,9 +9,8 @@ from the data section, so a config cannot describe one image shape to the loader
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-import pkgutil
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,33 +19,19 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.models.latent import Posterior
 from genlab.models.registry import Capabilities, LatentSpec, ModelEntry
+from genlab.registries import collect, lookup
 
 _FROM_DATA = ("image_size", "channels", "num_classes")
 
 
-def _collect() -> dict[str, ModelEntry]:
-    entries: dict[str, ModelEntry] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for entry in getattr(module, "ENTRIES", ()):
-            if entry.name in entries:
-                raise RuntimeError(f"model {entry.name!r} is registered twice ({module.__name__})")
-            entries[entry.name] = entry
-    return entries
-
-
-MODELS: dict[str, ModelEntry] = _collect()
+MODELS: dict[str, ModelEntry] = collect(sys.modules[__name__], "ENTRIES", lambda e: e.name)
 
 __all__ = ["MODELS", "Capabilities", "LatentSpec", "ModelEntry", "Posterior", "build_model", "capabilities",
            "get_entry", "model_arguments", "output_activation"]
 
 
 def get_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        hint = difflib.get_close_matches(name, list(MODELS), n=1)
-        raise GenlabError(f"unknown model {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ".")
-                          + f" Registered models: {', '.join(sorted(MODELS))}.")
-    return MODELS[name]
+    return lookup(MODELS, name, "model")
 
 
 def model_arguments(name: str) -> dict[str, Any]:

@@ -7,28 +7,16 @@ for a model whose registry entry says it can be trained that way.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 
 from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.optim import Stepper, build_optimizer
+from genlab.registries import collect
 
-
-def _collect() -> dict[str, ObjectiveEntry]:
-    entries: dict[str, ObjectiveEntry] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        entry = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ENTRY", None)
-        if entry is not None:
-            if entry.kind in entries:
-                raise RuntimeError(f"objective kind {entry.kind!r} is registered twice")
-            entries[entry.kind] = entry
-    return entries
-
-
-OBJECTIVES: dict[str, ObjectiveEntry] = _collect()
+OBJECTIVES: dict[str, ObjectiveEntry] = collect(sys.modules[__name__], "ENTRY", lambda e: e.kind)
 
 __all__ = ["OBJECTIVES", "BuildContext", "Objective", "ObjectiveEntry", "Plan", "Stepper", "build_objective",
            "build_optimizer", "default_best_metric"]
