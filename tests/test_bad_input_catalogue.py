@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pickle
 import re
@@ -155,6 +156,16 @@ class Case:
     check: Callable[[Path], None] | None = None  # extra assertion afterwards
 
 
+def _scored_runs(tmp: Path, n_fake: dict[str, int | None]) -> None:
+    """Run folders holding only an fd_randconv score made at these sample counts (None: no scores at all)."""
+    for name, n in n_fake.items():
+        (tmp / name).mkdir()
+        (tmp / name / "config.yaml").write_text(f"name: {name}\n")
+        if n is not None:
+            (tmp / name / "metrics.json").write_text(json.dumps({"fd_randconv": {
+                "fd_randconv": 1.0, "n_fake": n, "n_real": 350, "score_keys": ["fd_randconv"]}}))
+
+
 def train(*args: str) -> tuple[str, ...]:
     """`genlab train` with the tiny settings first, so a case's own --set wins over them."""
     return ("train", *TINY, *args)
@@ -294,6 +305,12 @@ CASES = [
          "if that is intended, or use 127.0.0.1.", run=True),
     Case("compare: a folder that is not a run", ("compare", "{tmp}"),
          "<tmp> is not a genlab run folder (no config.yaml)"),
+    Case("compare --strict: runs whose scores were made differently", ("compare", "{tmp}/a", "{tmp}/b", "--strict"),
+         "this comparison mixes protocols (--strict refuses): [fd_randconv] generated-image count (n_fake) "
+         "differs: 2400 in a; 350 in b.", setup=lambda tmp: _scored_runs(tmp, {"a": 2400, "b": 350})),
+    Case("eval --verify: a run with no stored scores", ("eval", "{tmp}/a", "--verify"),
+         "<tmp>/a has no stored scores (metrics.json is missing or empty): nothing to verify.",
+         setup=lambda tmp: _scored_runs(tmp, {"a": None})),
 ]
 
 

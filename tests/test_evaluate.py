@@ -158,8 +158,9 @@ def test_disentanglement_of_a_shapes_model_through_the_run_folder(tmp_path):
     counts = {"mig": {"n": 300}, "factor_vae": {"n_train": 20, "n_eval": 10, "batch": 8, "n_variance": 200},
               "dci": {"n_train": 60, "n_test": 30}}
     res = evaluate_run(tmp_path / "shapes", ["disentanglement"], settings=EvalSettings(disentanglement=counts))
-    assert set(res) == {"mig", "factor_vae", "dci"}
+    assert set(res) == {"mig", "mig_chen", "factor_vae", "dci"}
     assert 0 <= res["mig"]["mig"] <= 1 and res["mig"]["n_samples"] == 300
+    assert 0 <= res["mig_chen"]["mig_chen"] <= 1 and res["mig_chen"]["n_samples"] == 300  # MIG's count
     assert 0 <= res["dci"]["dci_disentanglement"] <= 1 and res["dci"]["n_train"] == 60
     assert "16x16" in res["factor_vae"]["resize"]
     assert _metrics(tmp_path / "shapes")["factor_vae"]["checkpoint"] == "best"

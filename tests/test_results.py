@@ -32,7 +32,7 @@ def _row(rows, experiment: str, measure: str) -> list[str]:
 def test_values_come_from_the_run_folders_and_targets_are_judged(tmp_path):
     _run(tmp_path, "cgan_mnist", 1000.0, 0.9427, 0.79)
     _run(tmp_path, "cgan_mnist_recommended", 900.0, 0.985, 0.94)
-    _, rows = results_rows(tmp_path)
+    _, rows, _ = results_rows(tmp_path)
     assert _row(rows, "Conditional GAN", "epochs")[2:4] == ["5", "5"]
     assert _row(rows, "Conditional GAN", "training wall time (s)")[2:4] == ["1000", "900"]
     assert _row(rows, "Conditional GAN", "mean class accuracy")[2:] == ["0.9427", "0.9850", "≥ 0.98", "yes"]
@@ -47,7 +47,7 @@ def test_collapse_warnings_are_counted_from_the_log(tmp_path):
     message = monitor.check(5, {"loss_d": 0.0, "loss_g": 50.0})  # the real warning, as the engine logs it
     _run(tmp_path, "dcgan_anime64", 10.0, None, 0.0, log=f"x\nWARNING {message}\n" * 2)
     _run(tmp_path, "dcgan_anime64_recommended", 10.0, None, 0.0, log="fine\n")
-    _, rows = results_rows(tmp_path)
+    _, rows, _ = results_rows(tmp_path)
     assert _row(rows, "DCGAN", "collapse warnings")[2:] == ["2", "0", "0", "yes"]
 
 
@@ -65,12 +65,12 @@ def test_dcgan_distance_is_judged_against_the_seed_run(tmp_path):
     for name, fd in (("dcgan_anime64", 1.40), ("dcgan_anime64_recommended", 1.10)):
         _run(tmp_path, name, 10.0, None, 0.0)
         (tmp_path / name / "metrics.json").write_text(json.dumps({"fd_randconv": {"fd_randconv": fd}}))
-    _, rows = results_rows(tmp_path)
+    _, rows, _ = results_rows(tmp_path)
     assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[2:] == ["1.400", "1.100", "below the original's", "yes"]
     (tmp_path / "dcgan_anime64_recommended" / "metrics.json").write_text(
         json.dumps({"fd_randconv": {"fd_randconv": 1.5}}))
-    _, rows = results_rows(tmp_path)
+    _, rows, _ = results_rows(tmp_path)
     assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[5] == "no"
     (tmp_path / "dcgan_anime64" / "metrics.json").unlink()  # nothing to compare with: not judged
-    _, rows = results_rows(tmp_path)
+    _, rows, _ = results_rows(tmp_path)
     assert _row(rows, "DCGAN", "fd_randconv (lower is better)")[5] == "—"

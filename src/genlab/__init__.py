@@ -1,3 +1,3 @@
 """genlab: train, evaluate and explore image generative models from one config."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

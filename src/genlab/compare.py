@@ -2,7 +2,9 @@
 
 Rows are `entry / metric`, columns are runs, so adding a run never widens the terminal beyond reason;
 a mean with its std shows as one cell. The protocol stays in metrics.json and the report; here only
-values, and a run that lacks a score shows a dash rather than hiding the row.
+values, and a run that lacks a score shows a dash rather than hiding the row. A row whose runs made the
+score differently (sample count, reference split, resizer, feature weights, k, model mode: see
+genlab.metrics.comparable) is marked ⚠ and explained under the table.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from genlab.metrics.comparable import table_flags
 from genlab.metrics.store import split_entry
 from genlab.report import read_run
 
@@ -36,15 +39,38 @@ def _checkpoint(entry: Any) -> str:
     return f"{entry.get('checkpoint', '?')} @ step {entry.get('step', '?')}"
 
 
-def compare_table(run_dirs: list[Path]) -> tuple[list[str], list[list[str]]]:
+FLAG = "⚠ "
+
+
+def compare_table(run_dirs: list[Path]) -> tuple[list[str], list[list[str]], dict[str, list[str]]]:
+    """(header, rows, {entry: why its runs' scores are not comparable})."""
     runs = [read_run(Path(p)) for p in run_dirs]
     labels = [r.label for r in runs]
     labels = [f"{lab} ({r.run.path})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, runs)]
-    per_run = [{f"{key} / {m}": c for key, e in r.metrics.items()
+    flags = table_flags({label: r.metrics for label, r in zip(labels, runs)})
+    per_run = [{(key, m): c for key, e in r.metrics.items()
                 for m, c in {"checkpoint": _checkpoint(e), **_cells(e)}.items()} for r in runs]
     names = list(dict.fromkeys(n for cells in per_run for n in cells))
-    rows = [[n, *(cells.get(n, "—") for cells in per_run)] for n in names]
-    return ["metric", *labels], rows
+    rows = [[f"{key} / {m}", *(cells.get((key, m), "—") for cells in per_run)] for key, m in names]
+    return ["metric", *labels], rows, flags
+
+
+def row_entry(row: list[str]) -> str:
+    """The metrics.json entry a compare row shows (the key of its flags)."""
+    return row[0].split(" / ")[0]
+
+
+def with_flags(header: list[str], rows: list[list[str]], flags: dict[str, list[str]], key_of, column: int,
+               fmt: str) -> tuple[list[str], list[list[str]]]:
+    """Rows whose scores were made differently: marked ⚠ in text and markdown; in CSV, whose row names scripts
+    look up, a last column `protocol_mismatch` with the reasons instead."""
+    if fmt == "csv":
+        return [*header, "protocol_mismatch"], [[*r, "; ".join(flags.get(key_of(r), []))] for r in rows]
+    marked = [list(r) for r in rows]
+    for r in marked:
+        if key_of(r) in flags:
+            r[column] = FLAG + r[column]
+    return header, marked
 
 
 def render(header: list[str], rows: list[list[str]], fmt: str = "text") -> str:

@@ -16,6 +16,8 @@ from typing import Any
 from genlab.device import select_device
 from genlab.errors import GenlabError
 from genlab.metrics.context import Context, EvalSettings
+from genlab.metrics.metric import Score
+from genlab.metrics.provenance import checkpoint_hash, making
 from genlab.metrics.registry import METRICS, get_metrics
 from genlab.metrics.store import SCORE_KEYS, split_entry, update_metrics
 from genlab.run import LoadedRun, load_run
@@ -49,6 +51,7 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
             log.debug("%s skipped: %s", metric.name, reason)
         else:
             todo.append(metric)
+    sha = checkpoint_hash(loaded.run.checkpoint(which)) if todo else None
     for metric in todo:
         try:
             entries = metric.compute(ctx)
@@ -58,6 +61,7 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
             log.warning("%s skipped: %s", metric.name, exc)
             continue
         for key, score in entries.items():
+            score = Score(score.values, {**making(ctx, metric, score.values, sha), **score.protocol})
             update_metrics(loaded.run.metrics, key, score, checkpoint=which, step=loaded.step, seed=s.seed)
             results[key] = {**score.flat(), SCORE_KEYS: list(score.values)}
             log.info("%s: %s", key, summary(results[key]))

@@ -19,6 +19,7 @@ from genlab.consistency import check_consistency
 from genlab.errors import GenlabError
 from genlab.history import FIXED, read_history
 from genlab.io import atomic_write
+from genlab.metrics.comparable import notes, refuse, table_flags
 from genlab.metrics.latent_usage import read_stats
 from genlab.metrics.store import split_entry
 from genlab.objectives import OBJECTIVES
@@ -233,16 +234,22 @@ def _metrics(runs: list[RunInfo]) -> str:
 def _comparison(runs: list[RunInfo]) -> str:
     finals = [final_validation(r.history) for r in runs]
     terms = list(dict.fromkeys(t for f in finals for t in f))
-    scores = [{f"{k} / {m}": v for k, e in r.metrics.items() for m, v in split_entry(e)[0].items()} for r in runs]
+    flags = table_flags({r.label: r.metrics for r in runs})
+    scores = [{(k, m): v for k, e in r.metrics.items() for m, v in split_entry(e)[0].items()} for r in runs]
     names = list(dict.fromkeys(n for s in scores for n in s))
     rows = [["model", *(_e((r.config.get("model") or {}).get("name", "?")) for r in runs)],
             ["steps trained", *(_num(max((int(x["step"]) for x in r.history), default=0)) for r in runs)]]
     rows += [[_e(f"validation {t} (final)"), *(_num(f.get(t, "—")) for f in finals)] for t in terms]
-    rows += [[_e(n), *(_num(s.get(n, "—")) for s in scores)] for n in names]
+    rows += [[_e("⚠ " * (n[0] in flags) + f"{n[0]} / {n[1]}"), *(_num(s.get(n, "—")) for s in scores)]
+             for n in names]
     if any(r.latent for r in runs):
         rows.append(["posterior collapse warning", *(_e("—" if not r.latent else "yes" if r.latent.get("warning")
                                                         else "no") for r in runs)])
     parts = ['<section id="comparison"><h2>Comparison</h2>', _table(["", *(_e(r.label) for r in runs)], rows)]
+    if flags:
+        items = "".join(f"<li>{_e(n)}</li>" for n in notes(flags))
+        parts.append(f'<div class="warning" id="protocol-mismatches"><p>Rows marked ⚠ compare scores made '
+                     f"differently; read them as different measurements, not as a ranking:</p><ul>{items}</ul></div>")
     columns = f"grid-template-columns:repeat({len(runs)},minmax(300px,1fr))"
     for stem in sorted({s for r in runs for s in r.figures}, key=lambda s: _fig_key(Path(s))):
         title = TITLES.get(stem, stem)
@@ -251,7 +258,8 @@ def _comparison(runs: list[RunInfo]) -> str:
     return "".join(parts) + "</section>"
 
 
-def build_report(run_dirs: list[Path]) -> str:
+def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
+    """strict: refuse runs whose scores of one entry were made differently (genlab.metrics.comparable)."""
     if not run_dirs:
         raise GenlabError("genlab report needs at least one run folder.")
     runs = [read_run(Path(p)) for p in run_dirs]
@@ -259,6 +267,8 @@ def build_report(run_dirs: list[Path]) -> str:
     for r in runs:  # two runs of the same name are told apart by their folder
         if labels.count(r.label) > 1:
             r.label = f"{r.label} ({r.run.path})"
+    if strict:
+        refuse(table_flags({r.label: r.metrics for r in runs}), "this report")
     multi = len(runs) > 1
     title = "genlab report: " + ", ".join(r.label for r in runs)
     nav = '<a href="#comparison">comparison</a>' * multi + '<a href="#metrics">metrics</a>'
@@ -274,9 +284,9 @@ def build_report(run_dirs: list[Path]) -> str:
             f"<body>{''.join(body)}</body></html>\n")
 
 
-def write_report(run_dirs: list[Path], output: Path) -> Path:
+def write_report(run_dirs: list[Path], output: Path, *, strict: bool = False) -> Path:
     """Build the page and write it atomically to `output`; an unwritable path is a GenlabError."""
-    page = build_report(run_dirs)
+    page = build_report(run_dirs, strict=strict)
     output = Path(output)
     if output.is_dir():
         raise GenlabError(f"cannot write the report to {output}: it is a folder; give a file name such as "

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from genlab.errors import GenlabError
+from genlab.metrics.comparable import mismatches
 from genlab.paths import PACKAGED_CONFIGS
 from genlab.report import RunInfo, read_run
 
@@ -68,6 +69,12 @@ def _first_of(specs: str | list[str]) -> Value:
     return lambda run: next((v for v in (g(run) for g in getters) if v is not None), None)
 
 
+def _entries(specs: str | list[str]) -> tuple[str, ...]:
+    """The metrics.json entries a measure reads, whose protocols must agree between the two runs."""
+    return tuple(s.partition(":")[2].partition(".")[0] for s in ([specs] if isinstance(specs, str) else specs)
+                 if s.startswith("metric:"))
+
+
 @dataclass(frozen=True)
 class Measure:
     label: str
@@ -75,6 +82,7 @@ class Measure:
     fmt: str = "{:.4g}"
     target: str | None = None  # ">= 0.50", judged on the recommended run
     beats_original: str | None = None  # "lower" / "higher": judged against the original-settings run
+    entries: tuple[str, ...] = ()  # metrics.json entries it reads
 
     def target_text(self) -> str:
         if self.beats_original:
@@ -122,7 +130,7 @@ def load_experiments(path: Path = EXPERIMENTS_FILE) -> list[Experiment]:
     out = []
     for e in doc["experiments"]:
         measures = tuple(Measure(m["label"], _first_of(m["value"]), m.get("format", "{:.4g}"), m.get("target"),
-                                 m.get("beats_original")) for m in e["measures"])
+                                 m.get("beats_original"), _entries(m["value"])) for m in e["measures"])
         out.append(Experiment(e["title"], e["original_run"], e["recommended_run"], COMMON + measures))
     return out
 
@@ -132,14 +140,25 @@ def _read(root: Path, name: str) -> RunInfo | None:
     return read_run(path) if (path / "config.yaml").is_file() else None
 
 
-def results_rows(root: Path) -> tuple[list[str], list[list[str]]]:
-    """One row per experiment and measure: original value, recommended value, target, reached or not."""
+def row_key(row: list[str]) -> str:
+    return f"{row[0]} / {row[1]}"
+
+
+def results_rows(root: Path) -> tuple[list[str], list[list[str]], dict[str, list[str]]]:
+    """One row per experiment and measure: original value, recommended value, target, reached or not; and
+    {row_key(row): why the two runs' scores of it were made differently}."""
     rows: list[list[str]] = []
+    flags: dict[str, list[str]] = {}
     for exp in load_experiments():
         original, rec = _read(root, exp.original_run), _read(root, exp.recommended_run)
         for m in exp.measures:
             ov = m.value(original) if original else None
             rv = m.value(rec) if rec else None
+            reasons = [r for entry in m.entries if original and rec
+                       for r in mismatches({exp.original_run: original.metrics.get(entry),
+                                            exp.recommended_run: rec.metrics.get(entry)})]
+            if reasons:
+                flags[row_key([exp.title, m.label])] = reasons
             rows.append([exp.title, m.label, "—" if ov is None else m.fmt.format(ov),
                          "—" if rv is None else m.fmt.format(rv), m.target_text(), m.reached(ov, rv)])
-    return list(HEADER), rows
+    return list(HEADER), rows, flags

@@ -11,11 +11,13 @@ import torch
 
 from genlab.device import select_device
 from genlab.errors import GenlabError
+from genlab.evaluate import evaluate_loaded
 from genlab.metrics.context import Context, EvalSettings
 from genlab.metrics.registry import METRICS, end_of_training
 from genlab.metrics.store import read_metrics, split_entry, update_metrics
 from genlab.run import load_run
 from genlab.train import train
+from genlab.verify import verify_run
 from helpers import tiny_config
 
 NAMES = sorted(METRICS)
@@ -30,8 +32,8 @@ RUNS = {  # one per family and kind of latent, with held-out sets large enough f
                         "labels": False}},
 }
 SETTINGS = EvalSettings(samples=140, kid_subset_size=20, kid_subsets=5, class_samples=5, disentanglement={
-    "mig": {"n": 200}, "factor_vae": {"n_train": 10, "n_eval": 6, "batch": 8, "n_variance": 100},
-    "dci": {"n_train": 40, "n_test": 20}})
+    "mig": {"n": 400}, "factor_vae": {"n_train": 10, "n_eval": 6, "batch": 8, "n_variance": 100},
+    "dci": {"n_train": 40, "n_test": 20}}, cas_recipe={"min_steps": 20})
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,8 @@ def test_applies_or_says_why_and_computes_values_apart_from_protocol(name, run, 
         numbers = [v for v in score.values.values() if not isinstance(v, dict)]
         assert numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
         assert all(math.isfinite(v) for v in numbers)
+        if any(k in ("fd", "fid") or k.startswith("fd_") for k in score.values):  # a Fréchet distance
+            assert {"kid_mean", "kid_std"} <= set(score.values), f"{key}: KID belongs beside every Fréchet distance"
         # metrics.json keeps them apart: what is stored splits back into the same values and protocol
         update_metrics(loaded.run.metrics, key, score, checkpoint="last", step=loaded.step, seed=0)
         values, protocol = split_entry(read_metrics(loaded.run.metrics)[key])
@@ -93,6 +97,25 @@ def test_applies_or_says_why_and_computes_values_apart_from_protocol(name, run, 
         assert set(score.protocol) <= set(protocol) and {"checkpoint", "step", "seed"} <= set(protocol)
     directions = set(metric.higher_is_better)
     assert directions <= {k for s in scores.values() for k in s.values}, directions
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("run", list(RUNS))
+def test_stored_scores_record_their_making_and_reproduce_under_verify(name, run, runs):
+    """What `genlab eval --verify` checks, for every metric: its stored record is enough to recompute it."""
+    loaded = load_run(runs[run], "last")
+    reason = METRICS[name].applies(Context(loaded, SETTINGS, select_device("cpu")))
+    if reason is not None:
+        pytest.skip(f"{name} does not apply to the {run} run")
+    stored = evaluate_loaded(loaded, [name], which="last", settings=SETTINGS, device="cpu", strict=False)
+    if not stored:
+        pytest.skip(f"{name} cannot run here")
+    for entry in stored.values():
+        assert entry["metric"] == name and entry["checkpoint_sha256"] and entry["eval_settings"]["samples"] == 140
+        assert entry["model_mode"] and entry["generator_weights"] and entry["versions"]["torch"]
+    checks = verify_run(runs[run], [name])
+    assert {c.entry for c in checks} == set(stored)
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed]
 
 
 def test_every_metric_applies_to_some_run_here(runs):

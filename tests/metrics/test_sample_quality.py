@@ -120,3 +120,46 @@ def test_precision_recall_do_not_depend_on_the_chunk_size():
 def test_mismatched_feature_widths_are_refused():
     with pytest.raises(GenlabError, match="one width"):
         precision_recall(np.zeros((10, 3)), np.zeros((10, 4)))
+
+
+class _Extractor:
+    def __init__(self, name: str):
+        self.name = name
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return images.reshape(len(images), -1).astype(np.float64)
+
+    def identity(self) -> dict:
+        return {"name": self.name}
+
+
+def _ctx(n: int, kid_subset_size: int = 1000):
+    from types import SimpleNamespace
+
+    from genlab.metrics.context import EvalSettings
+
+    rng = np.random.default_rng(0)
+    return SimpleNamespace(real=rng.normal(size=(n, 4)), fake=rng.normal(0.3, 1.0, size=(n, 4)),
+                           s=EvalSettings(kid_subset_size=kid_subset_size, kid_subsets=10),
+                           caps=SimpleNamespace(conditional=False), reference_split=lambda: "validation")
+
+
+@pytest.mark.parametrize("name", ["inception-v3-fid", "fd_randconv", "mnist-classifier"])
+def test_kid_always_comes_with_a_frechet_distance_even_below_its_subset_size(name):
+    from genlab.metrics.context import distribution_scores
+
+    score = distribution_scores(_ctx(60), _Extractor(name))
+    assert {"fd", "kid_mean", "kid_std", "precision", "recall"} <= set(score.values)
+    assert score.protocol["kid_subset_size"] == 30  # the 1000-image default shrinks to half the samples
+    assert score.values["kid_mean"] > 0 and score.values["kid_std"] > 0  # the sets differ; so do the subsets
+
+
+def test_fid_below_the_papers_count_warns_and_says_so_in_its_protocol(genlab_log):
+    from genlab.metrics.context import distribution_scores
+
+    score = distribution_scores(_ctx(60), _Extractor("inception-v3-fid"), fd_name="fid")
+    assert "not comparable with the 50,000-sample FID of papers" in score.protocol["comparability"]
+    assert any("FID at 60 generated images is not comparable with FID at 50,000" in r.getMessage()
+               for r in genlab_log.records)
+    other = distribution_scores(_ctx(60), _Extractor("fd_randconv"))
+    assert "50,000" not in other.protocol["comparability"] and "same counts" in other.protocol["comparability"]

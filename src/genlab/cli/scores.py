@@ -7,6 +7,10 @@ from pathlib import Path
 
 from genlab.errors import GenlabError
 
+STRICT_HELP = ("refuse (exit 2, as every genlab error) when runs' scores of one row were made differently: "
+               "sample count, reference split, resizer, feature weights, k, binarisation or model mode; "
+               "without it such rows are marked ⚠ and explained under the table")
+
 
 def add_parser(sub, name: str, text: str, flags: dict[str, argparse.ArgumentParser]) -> None:
     {"eval": _eval_parser, "compare": _compare_parser, "results": _results_parser}[name](sub, name, text, flags)
@@ -33,12 +37,17 @@ def _eval_parser(sub, name, text, flags) -> None:
                    help="disentanglement_lib's sample counts for FactorVAE (10000/5000 votes) and DCI (10000/5000); "
                         "about 15 and 5 times slower than the defaults")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    e.add_argument("--verify", action="store_true",
+                   help="write nothing: recompute every stored score (or those of --metrics) from the checkpoint "
+                        "and settings it records, print the differences, and exit 1 when any value moved by more "
+                        "than its metric's tolerance, its checkpoint changed, or it cannot be recomputed")
     e.set_defaults(run=evaluate)
 
 
 def _compare_parser(sub, name, text, flags) -> None:
     c = sub.add_parser(name, help=text, parents=[flags["debug"], flags["table"]])
     c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    c.add_argument("--strict", action="store_true", help=STRICT_HELP)
     c.set_defaults(run=compare)
 
 
@@ -46,12 +55,15 @@ def _results_parser(sub, name, text, flags) -> None:
     rs = sub.add_parser(name, help=text, parents=[flags["debug"], flags["table"]])
     rs.add_argument("runs", type=Path, nargs="?", default=Path("runs"),
                     help="the folder holding the run folders (default runs)")
+    rs.add_argument("--strict", action="store_true", help=STRICT_HELP)
     rs.set_defaults(run=results)
 
 
 def evaluate(args) -> int:
     from genlab.evaluate import EvalSettings, evaluate_run
 
+    if args.verify:
+        return verify(args)
     for flag, value, low in (("--samples", args.samples, 2), ("--kid-subset-size", args.kid_subset_size, 2),
                              ("--class-samples", args.class_samples, 1)):
         if value < low:
@@ -71,19 +83,39 @@ def evaluate(args) -> int:
     return 0
 
 
-def compare(args) -> int:
-    from genlab.compare import compare_table, render
+def verify(args) -> int:
+    from genlab.verify import render_checks, verify_run
 
-    print(render(*compare_table(args.run_dirs), args.format), end="")
+    checks = verify_run(args.run_dir, args.metrics, device=None if args.device == "auto" else args.device)
+    print(render_checks(checks), end="")
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def compare(args) -> int:
+    from genlab.compare import compare_table, row_entry
+
+    header, rows, flags = compare_table(args.run_dirs)
+    _print_table(header, rows, flags, args, "this comparison", row_entry, 0)
     return 0
 
 
+def _print_table(header, rows, flags, args, what: str, key_of, column: int) -> None:
+    from genlab.compare import render, with_flags
+    from genlab.metrics.comparable import notes, refuse
+
+    if args.strict:
+        refuse(flags, what)
+    print(render(*with_flags(header, rows, flags, key_of, column, args.format), args.format), end="")
+    if flags and args.format != "csv":
+        print("\nrows marked ⚠ compare scores made differently:\n" + "\n".join(notes(flags)))
+
+
 def results(args) -> int:
-    from genlab.compare import render
-    from genlab.results import results_rows
+    from genlab.results import results_rows, row_key
 
     if not args.runs.is_dir():
         raise GenlabError(f"{args.runs} is not a folder; give the folder that holds the run folders "
                           f"(output.root of the configs, default runs).")
-    print(render(*results_rows(args.runs), args.format), end="")
+    header, rows, flags = results_rows(args.runs)
+    _print_table(header, rows, flags, args, "this results table", row_key, 1)
     return 0

@@ -26,6 +26,10 @@ def _report(sub, name, text, flags) -> None:
     r.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     r.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE",
                    help="where to write the page (default: report.html)")
+    r.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2, nothing written) when the runs' scores of one row were made differently "
+                        "(sample count, reference split, resizer, feature weights, k, binarisation or model mode); "
+                        "without it the page marks such rows ⚠ and lists why")
     r.set_defaults(run=report)
 
 
@@ -68,7 +72,7 @@ def figures(args) -> int:
 def report(args) -> int:
     from genlab.report import write_report
 
-    path = write_report(args.run_dirs, args.output)
+    path = write_report(args.run_dirs, args.output, strict=args.strict)
     print(f"report of {len(args.run_dirs)} run folder{'s' if len(args.run_dirs) > 1 else ''}: {path}")
     return 0
 

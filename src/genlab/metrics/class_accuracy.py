@@ -90,4 +90,5 @@ def _compute(ctx: Context) -> dict[str, Score]:
 
 METRIC = Metric(name="class_accuracy", summary="share of samples drawn for each class that a domain classifier "
                 "puts in that class (conditional models)", compute=_compute, applies=_applies,
-                higher_is_better={"class_accuracy_mean": True, "worst_class_accuracy": True})
+                higher_is_better={"class_accuracy_mean": True, "worst_class_accuracy": True},
+                tolerance=5e-3)  # shares of images: one crossing a decision boundary on another machine

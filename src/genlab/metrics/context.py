@@ -3,6 +3,7 @@ metrics share (the reference images and as many samples, drawn once and reused b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +16,8 @@ from genlab.data.loader import to_uint8
 from genlab.data.registry import describe_split
 from genlab.metrics.metric import Score
 from genlab.models.latent import decode_prior_samples
+
+log = logging.getLogger("genlab.eval")
 
 if TYPE_CHECKING:
     from genlab.data import DataBundle
@@ -33,6 +36,7 @@ class EvalSettings:
     images: Path | None = None  # a folder of outside images for reconstruction quality
     class_samples: int = 1000  # generated images per class for class accuracy
     disentanglement: dict[str, Any] = field(default_factory=dict)  # sample counts for MIG / FactorVAE / DCI
+    cas_recipe: dict[str, Any] = field(default_factory=dict)  # classifier recipe overrides for CAS (min_steps, ...)
 
 
 class Context:
@@ -74,31 +78,62 @@ class Context:
         return np.concatenate([to_uint8(self.data.normalizer.to_unit(x.float())) for x in batches])
 
     def reference_split(self) -> str:
+        """Which held-out images: the seed is named only when it chose some of them (all of them are the
+        same images whatever the seed, so runs scored with other seeds still compare)."""
         d = self.cfg.data
-        how = describe_split(d, len(self.data.val))
-        return f"validation split of {d.name} ({len(self.data.val)} images, {how}); {len(self.reference_index)} " \
-               f"drawn with seed {self.s.seed}"
+        n_val, n = len(self.data.val), len(self.reference_index)
+        how = describe_split(d, n_val)
+        drawn = "all of them" if n == n_val else f"{n} drawn with seed {self.s.seed}"
+        return f"validation split of {d.name} ({n_val} images, {how}); {drawn}"
 
 
-def distribution_scores(ctx: Context, extractor: Any, *, with_kid: bool, fd_name: str = "fd") -> Score:
-    """Fréchet distance (and KID) and precision/recall of the shared sample set against the reference images,
-    in one extractor's features, with the protocol every such score carries."""
+# Features pass through sqrtm and k-NN radii: another machine's summation order can move a Fréchet distance
+# or KID in its sixth digit, and flip an image across a precision/recall ball (one image in 200: 5e-3).
+SHARE_TOLERANCE = 5e-3
+
+
+def distribution_tolerance(fd_name: str) -> dict[str, float]:
+    return {fd_name: 1e-3, "kid_mean": 1e-3, "kid_std": 1e-3, "precision": SHARE_TOLERANCE,
+            "recall": SHARE_TOLERANCE}
+PAPER_FID_SAMPLES = 50_000  # the count FID tables in papers use (Heusel et al. 2017; Brock et al. 2019; Karras et al.)
+
+
+def distribution_scores(ctx: Context, extractor: Any, *, fd_name: str = "fd") -> Score:
+    """Fréchet distance, KID and precision/recall of the shared sample set against the reference images, in
+    one extractor's features, with the protocol every such score carries.
+
+    KID always comes with the Fréchet distance: the Fréchet distance is biased upwards by O(1/N), so it
+    compares only at equal N, while KID's estimate is unbiased at any N (Bińkowski et al. 2018), which
+    is what small data sets need. Its subsets shrink to half the sample count when that is smaller than
+    the subset size."""
     from genlab.metrics.sample_quality import frechet, kid, precision_recall
 
     real, fake = extractor.features(ctx.real), extractor.features(ctx.fake)
     name = extractor.name
     label = "FID" if name == "inception-v3-fid" else name if name.lower().startswith("fd") else f"FD-{name}"
+    n = min(len(real), len(fake))
+    # No more samples than the subset size: subsets of half of them, so the subsets still differ and kid_std
+    # still says how much the estimate moves from subset to subset (whole-set subsets would all be equal).
+    subset = ctx.s.kid_subset_size if n > ctx.s.kid_subset_size else max(2, n // 2)
     values: dict[str, Any] = {fd_name: frechet(real, fake, name=label)}
-    if with_kid:
-        values["kid_mean"], values["kid_std"] = kid(real, fake, subsets=ctx.s.kid_subsets,
-                                                    subset_size=ctx.s.kid_subset_size, seed=ctx.s.seed)
+    values["kid_mean"], values["kid_std"] = kid(real, fake, subsets=ctx.s.kid_subsets, subset_size=subset,
+                                                seed=ctx.s.seed)
     values["precision"], values["recall"] = precision_recall(real, fake, k=ctx.s.pr_k)
+    comparable = (f"{label} at {len(fake)} generated and {len(real)} real images compares only with {label} at "
+                  f"the same counts: the Fréchet distance falls as N grows (bias O(1/N))"
+                  + (f", so it is not comparable with the {PAPER_FID_SAMPLES:,}-sample FID of papers"
+                     if label == "FID" and len(fake) < PAPER_FID_SAMPLES else "")
+                  + "; KID is unbiased at any N")
+    if label == "FID" and len(fake) < PAPER_FID_SAMPLES:
+        log.warning("FID at %d generated images is not comparable with FID at %s (the count papers report): "
+                    "it is biased upwards by O(1/N); compare it only with FIDs at %d, or compare KID", len(fake),
+                    f"{PAPER_FID_SAMPLES:,}", len(fake))
     protocol = {"n_real": len(real), "n_fake": len(fake), "extractor": extractor.identity(),
-                "reference_split": ctx.reference_split(), "pr_k": ctx.s.pr_k,
+                "reference_split": ctx.reference_split(), "pr_k": ctx.s.pr_k, "comparability": comparable,
                 "generated": "codes drawn from N(0, I) at once on the CPU with the seed below, decoded, quantised "
                              "to uint8 as if saved to PNG"
                              + ("; labels of the reference images" if ctx.caps.conditional else ""),
-                **({"kid_subsets": ctx.s.kid_subsets, "kid_subset_size": ctx.s.kid_subset_size} if with_kid else {})}
+                "kid_subsets": ctx.s.kid_subsets, "kid_subset_size": subset}
     return Score(values, protocol)
 
 

@@ -1,30 +1,79 @@
-"""How well the trained discriminator tells held-out real images from fresh samples (the anime-faces DCGAN
-experiment's table).
+"""How well the trained discriminator tells real images from fresh samples (the anime-faces DCGAN
+experiment's table), in the BatchNorm mode D was trained in and in eval mode, on held-out and on
+training images.
 
 Real images are the positive class; D's logit > 0 (sigmoid > 0.5) means "real". These are
 classification scores of D, not the distribution precision/recall of Kynkäänniemi et al. 2019,
 which describe the generator's samples; the keys say so.
+
+Why two modes: D trains on real-only and fake-only batches, each normalised by its own BatchNorm
+statistics, while its running statistics blend all of them (one real batch to two fake ones per
+step). In eval mode those blended statistics meet a batch of only real faces, an input D never saw,
+and it can call nearly every held-out face fake while separating them well on batch statistics.
+The default entry scores D the way it was trained (each real-only and fake-only batch of the training
+batch size normalised by its own statistics; running statistics left untouched); the `_eval_mode`
+entries score it on the running statistics. Why two splits: a D that separates training faces but not
+held-out ones has memorised the training set, a different failure with the same low held-out score.
+
+What the numbers say about G: little. They measure one classifier's decision on one sample, at a
+threshold the adversarial game pushes towards chance; a strong G and a D that lost the game, or a weak
+G and a D that memorised the faces, can give the same accuracy. Judge G by fd_randconv, FID or KID.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from genlab.data import BatchLoader
+from genlab.metrics.context import SHARE_TOLERANCE
 from genlab.metrics.metric import Metric, Score
+from genlab.metrics.provenance import EVAL_MODE, MODEL_MODE
 from genlab.models.gan import GAN
 
 if TYPE_CHECKING:
     from genlab.metrics.context import Context
 
 THRESHOLD = 0.5
+SCORES = ("d_accuracy", "d_precision_real", "d_recall_real", "d_f1_real")
+ENTRY = "discriminator_real_vs_fake"
+
+
+def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of `module` normalise by each batch's own statistics, as in training; everything else
+    (dropout) stays in eval mode, and the running statistics and batch counters are restored afterwards."""
+    norms = batch_norms(module)
+    saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.training) for m in norms]
+    for m in norms:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, (state, training) in zip(norms, saved):
+            m.load_state_dict(state)
+            m.train(training)
+
+
+def batch_mode(batch_size: int) -> str:
+    return (f"batch statistics: D's BatchNorm normalises each real-only and each fake-only batch of up to "
+            f"{batch_size} images by its own statistics, as D trained (running statistics untouched)")
 
 
 @torch.no_grad()
-def discriminator_classification(model: GAN, loader: BatchLoader, seed: int) -> dict[str, float | int | str]:
+def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, *, batch_stats: bool = False
+                                 ) -> dict[str, float | int | str]:
+    """D's classification of the loader's real images against as many fresh samples, one fake batch per real
+    batch (conditional models: sampled with the real images' labels), in eval or batch-statistics mode."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
     model.eval()
@@ -32,9 +81,14 @@ def discriminator_classification(model: GAN, loader: BatchLoader, seed: int) -> 
     real_p, fake_p, n = [], [], 0
     for batch in loader.batches():
         x, y = batch.images, batch.labels if model.conditional else None
-        real_p.append(torch.sigmoid(model.discriminate(x, y).float()).cpu())
         fake = model.sample(x.shape[0], generator=gen, labels=y)
-        fake_p.append(torch.sigmoid(model.discriminate(fake, y).float()).cpu())
+        if batch_stats:
+            with batch_statistics(model.discriminator):
+                real_logit, fake_logit = model.discriminate(x, y), model.discriminate(fake, y)
+        else:
+            real_logit, fake_logit = model.discriminate(x, y), model.discriminate(fake, y)
+        real_p.append(torch.sigmoid(real_logit.float()).cpu())
+        fake_p.append(torch.sigmoid(fake_logit.float()).cpu())
         n += x.shape[0]
     probs = torch.cat(real_p + fake_p).numpy()
     truth = np.concatenate([np.ones(n, int), np.zeros(n, int)])
@@ -47,26 +101,51 @@ def discriminator_classification(model: GAN, loader: BatchLoader, seed: int) -> 
         "d_f1_real": float(f1_score(truth, pred, zero_division=0)),
         "n_real": int(n), "n_fake": int(n), "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
         "threshold": THRESHOLD, "positive_class": "real",
-        "protocol": "discriminator classification of held-out real images vs an equal number of fresh "
-                    "samples (conditional models: sampled with the real images' labels; models with "
-                    "ema_decay: from the weight-averaged generator, the one users sample); scikit-learn",
+        "protocol": "discriminator classification of real images vs an equal number of fresh samples, one "
+                    "fake batch per real batch (conditional models: sampled with the real images' labels; "
+                    "models with ema_decay: from the weight-averaged generator, the one users sample); "
+                    "scikit-learn",
     }
-
-
-SCORES = ("d_accuracy", "d_precision_real", "d_recall_real", "d_f1_real")
 
 
 def _applies(ctx: Context) -> str | None:
     return None if ctx.caps.has_discriminator else "the model has no discriminator"
 
 
+def _images(ctx: Context, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """All held-out images; as many training images, drawn with the evaluation seed."""
+    val = ctx.data.val
+    if split == "validation":
+        return val.images, val.labels
+    train = ctx.data.train
+    idx = np.sort(np.random.default_rng(ctx.s.seed).choice(len(train), min(len(val), len(train)), replace=False))
+    return train.images[idx], None if train.labels is None else train.labels[idx]
+
+
 def _compute(ctx: Context) -> dict[str, Score]:
-    loader = BatchLoader(ctx.data.val.images, ctx.data.val.labels, batch_size=ctx.s.batch_size, shuffle=False,
-                         seed=ctx.s.seed, normalizer=ctx.data.normalizer, device=ctx.device)
-    out = discriminator_classification(ctx.model, loader, ctx.s.seed)
-    values = {k: out.pop(k) for k in SCORES}
-    return {"discriminator_real_vs_fake": Score(values, {**out, "real_split": "validation"})}
+    batch = ctx.cfg.train.batch_size  # the batch D was trained on: its batch statistics depend on it
+    has_bn = bool(batch_norms(ctx.model.discriminator))
+    modes = [(True, "", batch_mode(batch)), (False, "_eval_mode", EVAL_MODE)] if has_bn else \
+        [(False, "", "eval (D has no BatchNorm: eval and training modes compute the same function)")]
+    out: dict[str, Score] = {}
+    for split, split_suffix in (("validation", ""), ("train", "_training_images")):
+        images, labels = _images(ctx, split)
+        for batch_stats, mode_suffix, mode in modes:
+            # A last batch of one image has no batch statistics to speak of (BatchNorm1d refuses it): left out.
+            loader = BatchLoader(images, labels, batch_size=batch, shuffle=False, seed=ctx.s.seed,
+                                 normalizer=ctx.data.normalizer, device=ctx.device,
+                                 drop_last=batch_stats and len(images) % batch == 1)
+            result: dict[str, Any] = discriminator_classification(ctx.model, loader, ctx.s.seed,
+                                                                  batch_stats=batch_stats)
+            values = {k: result.pop(k) for k in SCORES}
+            real = "held-out" if split == "validation" else f"{len(images)} training images drawn with the seed"
+            out[ENTRY + mode_suffix + split_suffix] = Score(values, {**result, "real_split": split,
+                                                                     "real_images": real, MODEL_MODE: mode,
+                                                                     "batch_size": batch})
+    return out
 
 
-METRIC = Metric(name="discriminator", summary="the discriminator's accuracy, precision, recall and F1 on held-out "
-                "real vs generated images", compute=_compute, applies=_applies, at_train_end=True)
+METRIC = Metric(name="discriminator", summary="the discriminator's accuracy, precision, recall and F1 on real vs "
+                "generated images, in its training BatchNorm mode and in eval mode, on validation and training images",
+                compute=_compute, applies=_applies, at_train_end=True,
+                tolerance=SHARE_TOLERANCE)  # shares of images: one crossing the threshold on another machine

@@ -28,6 +28,9 @@ class Score:
         return {**self.values, **self.protocol}
 
 
+DEFAULT_TOLERANCE = 1e-5  # deterministic arithmetic: only summation order differs between machines
+
+
 def always(ctx: Context) -> str | None:
     return None
 
@@ -37,7 +40,11 @@ class Metric:
     """name: what `genlab eval --metrics` calls it. applies(ctx): None when it fits the run, else why not.
     compute(ctx): {metrics.json entry name: Score}. at_train_end: run at the end of every training run
     (then it must be cheap: seconds), or a predicate on the model's capabilities saying for which runs.
-    higher_is_better: per value name, where a direction is meaningful."""
+    higher_is_better: per value name, where a direction is meaningful. tolerance: how far a recomputation
+    from the same checkpoint and settings may move each value (relative, of max(1, |value|)) before
+    `genlab eval --verify` fails it, one number or one per value name; deterministic computations differ
+    only by floating-point summation order across machines and thread counts, shares of images by one
+    image crossing a threshold, metrics that train something on the way by more."""
 
     name: str
     summary: str
@@ -45,6 +52,13 @@ class Metric:
     applies: Callable[[Context], str | None] = always
     at_train_end: bool | Callable[[Capabilities], bool] = False
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    tolerance: float | dict[str, float] = 1e-5
+
+    def tolerance_of(self, value: str) -> float:
+        """The tolerance of one value: per value name when the metric states them, else the metric's own."""
+        if isinstance(self.tolerance, dict):
+            return self.tolerance.get(value, DEFAULT_TOLERANCE)
+        return self.tolerance
 
     def runs_at_train_end(self, caps: Capabilities) -> bool:
         return self.at_train_end(caps) if callable(self.at_train_end) else self.at_train_end

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from genlab.data.loader import to_uint8
+from genlab.metrics.context import distribution_tolerance
 from genlab.metrics.frechet import frechet_distance, gaussian_stats
 from genlab.metrics.metric import Metric, Score
 
@@ -85,7 +86,7 @@ def _compute(ctx: Context) -> dict[str, Score]:
     from genlab.metrics.context import distribution_scores
 
     extractor = RandConvExtractor(ctx.data.channels, seed=0, device=ctx.device)
-    return {NAME: distribution_scores(ctx, extractor, with_kid=False, fd_name=NAME)}
+    return {NAME: distribution_scores(ctx, extractor, fd_name=NAME)}
 
 
 def _applies(ctx: Context) -> str | None:
@@ -102,4 +103,5 @@ def _ranks_checkpoints(caps) -> bool:
 
 METRIC = Metric(name=NAME, summary="Fréchet distance in random-conv features (offline sample-quality proxy)",
                 compute=_compute, applies=_applies, at_train_end=_ranks_checkpoints,
-                higher_is_better={NAME: False, "precision": True, "recall": True})
+                higher_is_better={NAME: False, "kid_mean": False, "precision": True, "recall": True},
+                tolerance=distribution_tolerance(NAME))

@@ -45,7 +45,7 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
     return x.gather(3, cols)
 
 
-def _labelled(cfg: DataConfig) -> tuple[ImageSet, ImageSet, int, list[str]]:
+def labelled_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet, int, list[str]]:
     data = load_data(cfg)
     if data.train.labels is None:
         why = " (data.labels is false)" if not cfg.labels else ""
@@ -73,7 +73,7 @@ def _threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _fit(loader: BatchLoader, channels: int, num_classes: int, rec: Recipe, dev: torch.device
+def fit_network(loader: BatchLoader, channels: int, num_classes: int, rec: Recipe, dev: torch.device
          ) -> tuple[SmallCNN, int, int]:
     """AdamW with a one-cycle schedule: the shortest reliable route to a converged small CNN (no tuning of
     the number of epochs per data set). Returns (network in eval mode, epochs run, optimiser steps)."""
@@ -112,14 +112,14 @@ def train_classifier(data_cfg: DataConfig, *, epochs: int = Recipe.epochs, seed:
     """
     rec = make_recipe(epochs=epochs, seed=seed, **recipe)
     cfg = classifier_data_config(data_cfg)
-    train, val, k, names = _labelled(cfg)
+    train, val, k, names = labelled_splits(cfg)
     ch, dev = channels_of(cfg), torch.device(device)
     loader = BatchLoader(train.images, train.labels, batch_size=rec.batch_size, shuffle=True, seed=rec.seed,
                          normalizer=Normalizer("minus_one_one", ch), drop_last=len(train) >= rec.batch_size,
                          device=dev)
     t0 = time.perf_counter()
     with _threads(threads):
-        net, n_epochs, steps = _fit(loader, ch, k, rec, dev)
+        net, n_epochs, steps = fit_network(loader, ch, k, rec, dev)
     seconds = time.perf_counter() - t0
     probe = DomainClassifier(net, {"channels": ch, "image_size": cfg.image_size, "dataset": dataset_slug(cfg)},
                              Path("unsaved"), dev)

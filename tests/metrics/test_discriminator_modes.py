@@ -1,0 +1,97 @@
+"""The discriminator's scores in the BatchNorm mode it trained in and in eval mode, held-out and training images.
+
+The case the metric exists for: D trained on real-only and fake-only batches, whose running statistics do
+not describe either kind of batch. Here they are set far off on purpose, so eval mode and batch statistics
+must disagree, and the default entry must be the batch-statistics one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genlab.data import BatchLoader, load_data
+from genlab.device import select_device
+from genlab.metrics.context import Context, EvalSettings
+from genlab.metrics.discriminator import METRIC, batch_norms, batch_statistics, discriminator_classification
+from genlab.models import build_model, capabilities
+from genlab.run import LoadedRun, RunDir
+from helpers import tiny_config
+
+MODEL = {"name": "dcgan", "g_width": 8, "d_width": 8, "latent_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def gan_and_data():
+    """A tiny DCGAN whose D learnt, on real-only and fake-only batches, to tell digits from G's untrained
+    samples; then its running statistics are moved far from anything D sees."""
+    cfg = tiny_config(model=MODEL, objective={"kind": "adversarial"}, data={"limit": 300, "val_limit": 120,
+                                                                            "image_size": 16, "hflip": False})
+    data = load_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model("dcgan", cfg.model.kwargs(), image_size=16, channels=1)
+    opt = torch.optim.Adam(model.discriminator.parameters(), lr=2e-3)
+    loader = BatchLoader(data.train.images, None, batch_size=32, shuffle=True, seed=0, normalizer=data.normalizer)
+    model.train()
+    for epoch in range(6):
+        for batch in loader.batches(epoch):
+            with torch.no_grad():
+                fake = model.sample(len(batch.images))
+            loss = (F.binary_cross_entropy_with_logits(model.discriminate(batch.images), torch.ones(len(fake)))
+                    + F.binary_cross_entropy_with_logits(model.discriminate(fake), torch.zeros(len(fake))))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for bn in batch_norms(model.discriminator):
+        bn.running_mean.fill_(5.0)
+        bn.running_var.fill_(1e-2)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": 32})}), model.eval(), data
+
+
+def _scores(cfg, model, data, tmp_path):
+    caps = capabilities("dcgan", cfg.model.kwargs())
+    loaded = LoadedRun(RunDir(tmp_path), cfg, model, data, 1, caps, "last")
+    return METRIC.compute(Context(loaded, EvalSettings(), select_device("cpu")))
+
+
+def test_eval_mode_and_batch_statistics_disagree_and_the_default_is_how_d_trained(gan_and_data, tmp_path):
+    cfg, model, data = gan_and_data
+    scores = _scores(cfg, model, data, tmp_path)
+    default, eval_mode = scores["discriminator_real_vs_fake"], scores["discriminator_real_vs_fake_eval_mode"]
+    assert default.protocol["model_mode"].startswith("batch statistics") and "32" in default.protocol["model_mode"]
+    assert eval_mode.protocol["model_mode"].startswith("eval")
+    assert default.values["d_accuracy"] > 0.9, default.values
+    assert abs(default.values["d_accuracy"] - eval_mode.values["d_accuracy"]) > 0.3, (default.values,
+                                                                                       eval_mode.values)
+    for key in ("discriminator_real_vs_fake_training_images", "discriminator_real_vs_fake_eval_mode_training_images"):
+        assert scores[key].protocol["real_split"] == "train" and scores[key].protocol["n_real"] == len(data.val)
+
+
+def test_batch_statistics_leave_the_running_statistics_and_modes_as_they_were(gan_and_data):
+    _, model, data = gan_and_data
+    before = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
+    loader = BatchLoader(data.val.images, None, batch_size=32, shuffle=False, seed=0, normalizer=data.normalizer)
+    discriminator_classification(model, loader, 0, batch_stats=True)
+    after = model.discriminator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(m.training for m in model.modules())
+
+
+def test_batch_statistics_keep_dropout_off():
+    net = torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.9)).eval()
+    with batch_statistics(net):
+        assert net[0].training and not net[1].training
+        x = torch.randn(64, 4)
+        assert torch.equal(net(x), net(x))  # dropout would make two passes differ
+
+
+def test_a_discriminator_without_batchnorm_gets_one_entry_per_split(tmp_path):
+    cfg = tiny_config(model={**MODEL, "d_spectral_norm": True}, objective={"kind": "adversarial"},
+                      data={"limit": 64, "val_limit": 40, "image_size": 16})
+    data = load_data(cfg.data)
+    model = build_model("dcgan", cfg.model.kwargs(), image_size=16, channels=1).eval()
+    assert not batch_norms(model.discriminator)
+    scores = _scores(cfg, model, data, tmp_path)
+    assert set(scores) == {"discriminator_real_vs_fake", "discriminator_real_vs_fake_training_images"}
+    assert "no BatchNorm" in scores["discriminator_real_vs_fake"].protocol["model_mode"]
