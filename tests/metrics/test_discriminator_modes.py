@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from genlab.data import BatchLoader, load_data
 from genlab.device import select_device
 from genlab.metrics.context import Context, EvalSettings
-from genlab.metrics.discriminator import METRIC, batch_norms, batch_statistics, discriminator_classification
+from genlab.metrics.discriminator import METRIC, discriminator_classification
 from genlab.models import build_model, capabilities
+from genlab.models.norm_modes import batch_norms, batch_statistics
 from genlab.run import LoadedRun, RunDir
 from helpers import tiny_config
 
@@ -95,3 +96,22 @@ def test_a_discriminator_without_batchnorm_gets_one_entry_per_split(tmp_path):
     scores = _scores(cfg, model, data, tmp_path)
     assert set(scores) == {"discriminator_real_vs_fake", "discriminator_real_vs_fake_training_images"}
     assert "no BatchNorm" in scores["discriminator_real_vs_fake"].protocol["model_mode"]
+
+
+def test_validation_terms_of_the_adversarial_objective_use_the_batch_statistics_d_trained_on(gan_and_data):
+    """The history's validation d_real must describe the D the training terms describe, not its eval mode."""
+    from genlab.data import Batch
+    from genlab.objectives.adversarial import Adversarial, AdversarialConfig
+    from genlab.sections import OptimConfig
+
+    _, model, data = gan_and_data
+    objective = Adversarial(model, AdversarialConfig(), OptimConfig(), data.normalizer)
+    real = next(BatchLoader(data.val.images, None, batch_size=32, shuffle=False, seed=0,
+                            normalizer=data.normalizer).batches()).images
+    terms = objective.eval_step(Batch(real, None), torch.Generator().manual_seed(0))
+    with batch_statistics(model.discriminator):
+        expected = torch.sigmoid(model.discriminate(real)).mean()
+    assert float(terms["d_real"]) == pytest.approx(float(expected), abs=1e-6)
+    assert float(terms["d_real"]) > 0.8 and float(terms["d_fake"]) < 0.2
+    with torch.no_grad():  # in eval mode these statistics make D call its fakes real
+        assert float(torch.sigmoid(model.discriminate(model.sample(32))).mean()) > 0.8

@@ -22,19 +22,17 @@ G and a D that memorised the faces, can give the same accuracy. Judge G by fd_ra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from genlab.data import BatchLoader
 from genlab.metrics.context import SHARE_TOLERANCE
 from genlab.metrics.metric import Metric, Score
 from genlab.metrics.provenance import EVAL_MODE, MODEL_MODE
 from genlab.models.gan import GAN
+from genlab.models.norm_modes import batch_norms, batch_statistics
 
 if TYPE_CHECKING:
     from genlab.metrics.context import Context
@@ -42,26 +40,6 @@ if TYPE_CHECKING:
 THRESHOLD = 0.5
 SCORES = ("d_accuracy", "d_precision_real", "d_recall_real", "d_f1_real")
 ENTRY = "discriminator_real_vs_fake"
-
-
-def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@contextmanager
-def batch_statistics(module: nn.Module) -> Iterator[None]:
-    """BatchNorm layers of `module` normalise by each batch's own statistics, as in training; everything else
-    (dropout) stays in eval mode, and the running statistics and batch counters are restored afterwards."""
-    norms = batch_norms(module)
-    saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.training) for m in norms]
-    for m in norms:
-        m.train()
-    try:
-        yield
-    finally:
-        for m, (state, training) in zip(norms, saved):
-            m.load_state_dict(state)
-            m.train(training)
 
 
 def batch_mode(batch_size: int) -> str:

@@ -18,6 +18,7 @@ the classes. Its section is `objective: {kind: adversarial, ...}`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +32,7 @@ from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
 from genlab.metrics.proxy import fd_randconv
 from genlab.models.gan import GAN
+from genlab.models.norm_modes import batch_statistics
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry
 from genlab.objectives.optim import Stepper, build_optimizer
 from genlab.sections import OptimConfig, Section
@@ -176,13 +178,18 @@ class Adversarial(Objective):
 
     @torch.no_grad()
     def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """D's validation terms on batch statistics of the real-only and the fake-only batch, as its training
+        terms are computed: in eval mode its running statistics (which blend both kinds) would make the
+        validation d_real describe another function than the training one (docs/evaluation.md)."""
         real, n = batch.images, batch.images.shape[0]
         y_fake = self._fake_labels(n, real.device, generator)
         z = torch.randn(n, self.model.latent_dim, device=real.device, generator=generator)
         fake = self.model.generator(z, y_fake)
         y_real = self._real_labels(batch)
-        out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
-        out_fake, cls_fake = self.model.discriminate_with_classes(fake, y_fake)
+        # A batch of one image has no batch statistics (BatchNorm1d refuses it): running statistics then.
+        with batch_statistics(self.model.discriminator) if n > 1 else contextlib.nullcontext():
+            out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
+            out_fake, cls_fake = self.model.discriminate_with_classes(fake, y_fake)
         loss_d_real = bce_logits(out_real, self.cfg.real_target)
         loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
         terms = {"loss_d": loss_d_real + loss_d_fake, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake,
