@@ -28,11 +28,11 @@ from genlab.checkpoint import PAUSE_ENV
 
 KILLS = 20
 SETTINGS = ["--set", "data.limit=256", "--set", "data.val_limit=32", "--set", "train.batch_size=16",
-            "--set", "train.epochs=10", "--set", "train.checkpoint_every_steps=3", "--set", "train.seed=7",
+            "--set", "train.epochs=30", "--set", "train.checkpoint_every_steps=3", "--set", "train.seed=7",
             "--set", "train.deterministic=true", "--set", "train.threads=1", "--set", "train.progress=false",
             "--set", "train.figures=false", "--set", "train.epoch_samples=false", "--set", "model.hidden_dims=[8,16]",
             "--set", "model.latent_dim=4", "--set", "data.image_size=16"]
-TOTAL_STEPS = 10 * 256 // 16
+TOTAL_STEPS = 30 * 256 // 16  # long enough that 20 kills land before the end on a fast machine
 
 
 def _cli(*args: str) -> list[str]:
