@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.evaluate import EvalSettings, evaluate_run
 from genlab.train import train
-from helpers import tiny_config
+from helpers import one_thread, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +31,11 @@ def private_cache(shared_cache, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("eval_runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         train(tiny_config(name="vae", data={"limit": 200, "val_limit": 100}), out=out)
         train(tiny_config(name="cgan", model={"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8,
                                               "label_dim": 4},
                           objective={"kind": "adversarial"}, data={"limit": 200, "val_limit": 150}), out=out)
-    finally:
-        torch.set_num_threads(threads)
     return {"vae": out / "vae", "cgan": out / "cgan"}
 
 

@@ -15,7 +15,7 @@ from genlab.io import sha256_of
 from genlab.metrics.provenance import LIBRARIES
 from genlab.train import train
 from genlab.verify import CHANGED, FAILED, MOVED, OK, STALE, UNVERIFIABLE, verify_run
-from helpers import tiny_config
+from helpers import one_thread, tiny_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs_v0_1"
 
@@ -23,16 +23,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "runs_v0_1"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("verify_runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         train(tiny_config(name="vae", data={"limit": 200, "val_limit": 100}), out=out)
         train(tiny_config(name="gan", model={"name": "dcgan", "g_width": 8, "d_width": 8, "latent_dim": 8,
                                              "ema_decay": 0.9},
                           objective={"kind": "adversarial", "proxy_samples": 24},
                           data={"limit": 200, "val_limit": 100, "image_size": 16}), out=out)
-    finally:
-        torch.set_num_threads(threads)
     return {"vae": out / "vae", "gan": out / "gan"}
 
 

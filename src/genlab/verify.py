@@ -9,7 +9,6 @@ or unverifiable, each with its reason. Nothing is written: metrics.json stays as
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from genlab.metrics.provenance import checkpoint_hash, making, settings_from_rec
 from genlab.metrics.registry import METRICS
 from genlab.metrics.store import SCORE_KEYS, read_metrics, split_entry
 from genlab.run import LoadedRun, RunDir, load_run
-
-log = logging.getLogger("genlab.eval")
 
 OK, MOVED, STALE, UNVERIFIABLE, FAILED, CHANGED = "ok", "moved", "stale", "unverifiable", "failed", "changed"
 
@@ -92,10 +89,11 @@ def verify_run(path: Path, metrics: list[str] | None = None, *, device: str | No
         else:
             groups.setdefault((*group, str(entry.get("device", "cpu"))), []).append(key)
     loaded: dict[str, LoadedRun] = {}
+    hashes: dict[str, str | None] = {}  # one read of each checkpoint file, however many metrics scored it
     for (metric, which, settings_json, made_on), keys in groups.items():
         dev = _device(device, made_on)
         try:
-            found = _recompute(run, loaded, dev, doc, metric, which, settings_json, keys)
+            found = _recompute(run, loaded, hashes, dev, doc, metric, which, settings_json, keys)
         except Exception as exc:  # noqa: BLE001 - one entry that cannot be recomputed must not hide the others
             why = str(exc) if isinstance(exc, GenlabError) else f"{type(exc).__name__}: {exc}"
             found = {k: [_whole(k, FAILED, why)] for k in keys}
@@ -123,12 +121,14 @@ def _equal(stored: float, new: float, tolerance: float) -> bool:
     return within(stored, new, tolerance)
 
 
-def _recompute(run: RunDir, loaded: dict[str, LoadedRun], device, doc: dict[str, Any], metric: str, which: str,
-               settings_json: str, keys: list[str]) -> dict[str, list[Check]]:
+def _recompute(run: RunDir, loaded: dict[str, LoadedRun], hashes: dict[str, str | None], device, doc: dict[str, Any],
+               metric: str, which: str, settings_json: str, keys: list[str]) -> dict[str, list[Check]]:
     if which not in ("best", "last"):
         raise GenlabError(f"the entry names checkpoint {which!r}; genlab scores 'best' or 'last'")
     ckpt = run.checkpoint(which)
-    now = checkpoint_hash(ckpt)
+    if which not in hashes:
+        hashes[which] = checkpoint_hash(ckpt)
+    now = hashes[which]
     recorded = {k: doc[k].get("checkpoint_sha256") for k in keys}
     stale = {k: h for k, h in recorded.items() if h != now}
     out: dict[str, list[Check]] = {}

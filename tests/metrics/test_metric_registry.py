@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from genlab.device import select_device
 from genlab.errors import GenlabError
@@ -18,7 +17,7 @@ from genlab.metrics.store import read_metrics, split_entry, update_metrics
 from genlab.run import load_run
 from genlab.train import train
 from genlab.verify import verify_run
-from helpers import tiny_config
+from helpers import one_thread, tiny_config
 
 NAMES = sorted(METRICS)
 GAN = {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},
@@ -51,14 +50,10 @@ def private_cache(shared_cache, monkeypatch):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("metric-runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         for name, sections in RUNS.items():
             data = {"val_limit": 150, **sections.get("data", {})}
             train(tiny_config(name=name, **{**sections, "data": data}, train={"epochs": 1}), out=out)
-    finally:
-        torch.set_num_threads(threads)
     return {name: out / name for name in RUNS}
 
 

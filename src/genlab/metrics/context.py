@@ -119,12 +119,13 @@ def distribution_scores(ctx: Context, extractor: Any, *, fd_name: str = "fd") ->
     values["kid_mean"], values["kid_std"] = kid(real, fake, subsets=ctx.s.kid_subsets, subset_size=subset,
                                                 seed=ctx.s.seed)
     values["precision"], values["recall"] = precision_recall(real, fake, k=ctx.s.pr_k)
+    below_papers = label == "FID" and len(fake) < PAPER_FID_SAMPLES
     comparable = (f"{label} at {len(fake)} generated and {len(real)} real images compares only with {label} at "
                   f"the same counts: the Fréchet distance falls as N grows (bias O(1/N))"
                   + (f", so it is not comparable with the {PAPER_FID_SAMPLES:,}-sample FID of papers"
-                     if label == "FID" and len(fake) < PAPER_FID_SAMPLES else "")
+                     if below_papers else "")
                   + "; KID is unbiased at any N")
-    if label == "FID" and len(fake) < PAPER_FID_SAMPLES:
+    if below_papers:
         log.warning("FID at %d generated images is not comparable with FID at %s (the count papers report): "
                     "it is biased upwards by O(1/N); compare it only with FIDs at %d, or compare KID", len(fake),
                     f"{PAPER_FID_SAMPLES:,}", len(fake))

@@ -10,6 +10,7 @@ says. The settings are stored whole so `genlab eval --verify` can recompute the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,10 @@ EVAL_MODE = "eval (BatchNorm running statistics, dropout off)"
 MODEL_MODE = "model_mode"
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
-    """Installed versions; torch's own string, which names its CUDA build (2.14.1+cu130)."""
+    """Installed versions; torch's own string, which names its CUDA build (2.14.1+cu130). Read once per
+    process: every stored entry carries them."""
     import torch
 
     out = {"torch": torch.__version__}
@@ -70,6 +73,6 @@ def checkpoint_hash(path: Path) -> str | None:
 def making(ctx: Context, metric: Metric, values: dict[str, Any], checkpoint_sha256: str | None) -> dict[str, Any]:
     """The record every stored score carries (a metric's own `model_mode` takes precedence)."""
     return {"metric": metric.name, MODEL_MODE: EVAL_MODE, "generator_weights": generator_weights(ctx.model),
-            "checkpoint_sha256": checkpoint_sha256, "device": str(ctx.device), "versions": library_versions(),
+            "checkpoint_sha256": checkpoint_sha256, "device": str(ctx.device), "versions": dict(library_versions()),
             "eval_settings": settings_record(ctx.s),
             "verify_tolerance": {name: metric.tolerance_of(name) for name in values}}
