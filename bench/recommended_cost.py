@@ -57,7 +57,7 @@ def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Loop:
     norm = Normalizer(cfg.data.normalize, channels)
     data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], None if labels is None
                       else labels[:batch], names), channels, size, norm)
-    from genlab.train import loop_for
+    from genlab.training import loop_for
 
     torch.manual_seed(0)
     run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)

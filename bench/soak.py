@@ -24,7 +24,7 @@ from genlab.evaluate import EvalSettings, evaluate_loaded
 from genlab.figures import render
 from genlab.models import capabilities
 from genlab.run import LoadedRun, RunDir
-from genlab.train import train
+from genlab.training import train
 
 WARMUP_EPOCHS = 5
 

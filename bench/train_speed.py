@@ -73,7 +73,7 @@ def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, a
     names = [str(i) for i in range(10)]
     data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], labels[:batch], names), ch, size,
                       Normalizer("minus_one_one", ch))
-    from genlab.train import loop_for
+    from genlab.training import loop_for
 
     torch.manual_seed(0)
     run = create_run(plan_run(cfg, tmp, overwrite=False), cfg, overwrite=False)

@@ -311,6 +311,29 @@ CASES = [
     Case("eval --verify: a run with no stored scores", ("eval", "{tmp}/a", "--verify"),
          "<tmp>/a has no stored scores (metrics.json is missing or empty): nothing to verify.",
          setup=lambda tmp: _scored_runs(tmp, {"a": None})),
+    # samples on disk
+    Case("sample: an output folder that holds other files", ("sample", "{tmp}/quickstart", "--out", "{tmp}/mine"),
+         "--out <tmp>/mine is not empty and holds no manifest.json, so it is not a genlab sample set; choose an "
+         "empty or new folder.", setup=write("mine/notes.txt", "mine"), run=True),
+    Case("sample: labels for a model that is not conditional",
+         ("sample", "{tmp}/quickstart", "--labels", "3", "--out", "{tmp}/s"),
+         "--labels given, but <tmp>/quickstart's model (vae) is not conditional; leave --labels out.", run=True),
+    Case("sample: reconstructions of a folder with no images",
+         ("sample", "{tmp}/quickstart", "--reconstruct", "{tmp}/no-images", "--out", "{tmp}/s"),
+         "--reconstruct <tmp>/no-images: no image files in it", setup=empty_folder, run=True),
+    Case("sample: no samples asked for", ("sample", "{tmp}/quickstart", "-n", "0"),
+         "-n and --batch-size must be at least 1 (got -n 0, --batch-size 256).", run=True),
+    # sweeps
+    Case("sweep: a grid value the config refuses", ("sweep", "quickstart", "--grid", "train.epochs=2,0",
+                                                    "--out", "{tmp}/runs"),
+         "train.epochs: Input should be greater than or equal to 1"),
+    Case("sweep: the seed as a grid key", ("sweep", "quickstart", "--grid", "train.seed=1,2", "--out", "{tmp}/runs"),
+         "--grid train.seed: use --seeds."),
+    Case("sweep: a grid without values", ("sweep", "quickstart", "--grid", "objective.beta", "--out", "{tmp}/runs"),
+         "--grid 'objective.beta': expected key=value1,value2,... e.g. --grid objective.beta=1,4,10."),
+    Case("sweep: two runs that would share a folder",
+         ("sweep", "quickstart", "--grid", "data.root=a/x,b/x", "--out", "{tmp}/runs"),
+         "two runs of this sweep would share the folder name 'quickstart_rootx'"),
 ]
 
 

@@ -11,7 +11,7 @@ from genlab.cli import main
 from genlab.config import PACKAGED_CONFIGS, load, packaged_configs
 from genlab.consistency import check_consistency, range_fit
 from genlab.errors import GenlabError
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config
 
 GAN = {"model": {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4},

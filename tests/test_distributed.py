@@ -25,7 +25,7 @@ from genlab import checkpoint, distributed
 from genlab.data.loader import BatchLoader, Normalizer, shard
 from genlab.errors import GenlabError
 from genlab.run import existing_run
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config, with_overrides
 
 SRC = Path(genlab.__file__).resolve().parents[1]

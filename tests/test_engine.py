@@ -14,7 +14,7 @@ import torch
 
 from genlab import checkpoint
 from genlab.errors import NonFiniteLoss, TrainingInterrupted
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config, with_overrides
 
 STEPS = 3 * (96 // 16)  # epochs x batches per epoch (drop_last)

@@ -12,7 +12,7 @@ from PIL import Image
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.evaluate import EvalSettings, evaluate_run
-from genlab.train import train
+from genlab.training import train
 from helpers import one_thread, tiny_config
 
 

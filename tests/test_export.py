@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,9 +20,10 @@ from genlab import export as export_mod
 from genlab.errors import GenlabError
 from genlab.export import FORMATS, TRACE_BATCH, export_run
 from genlab.io import sha256_of
+from genlab.metrics.store import read_metrics, split_entry
 from genlab.models import build_model
 from genlab.run import LoadedRun, load_run
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config
 
 # torch.jit is deprecated in recent PyTorch but still reads the files consumers are promised they can read.
@@ -96,7 +99,7 @@ def test_export_writes_every_file_with_its_hash(exported):
     name, run, written = exported
     out = run / "export"
     graphs = ["generator"] if name in ("dcgan", "cgan") else ["decoder", "encoder"]
-    expected = {f"{g}.pt" for g in graphs} | {"model.safetensors", "model.json"}
+    expected = {f"{g}.pt" for g in graphs} | {"model.safetensors", "model.json", "README.md"}
     if HAVE_ONNX_EXPORT:
         expected |= {f"{g}.onnx" for g in graphs}
     assert {p.name for p in written} == expected
@@ -257,6 +260,129 @@ def test_decoder_graph_clamps_what_the_model_overshoots():
     assert got.min() == 0 and got.max() == 1
 
 
+# ------------------------------------------------------------------ the model card (README.md)
+
+# Runs every python block it is given (JSON on stdin) in a clean namespace of its own, in an interpreter where
+# `import genlab` fails, and reports every array the block left behind: the card's promise, executed.
+RUN_SNIPPETS = textwrap.dedent("""
+    import json, sys
+    sys.modules["genlab"] = None
+    import numpy as np
+    report = []
+    for code in json.load(sys.stdin):
+        ns = {"__name__": "__card__"}
+        exec(compile(code, "<model card snippet>", "exec"), ns)
+        arrays = {}
+        for key, value in ns.items():
+            if isinstance(value, np.ndarray) or type(value).__name__ == "Tensor":
+                a = np.asarray(value.detach() if hasattr(value, "detach") else value)
+                arrays[key] = {"shape": list(a.shape), "dtype": str(a.dtype), "min": float(a.min()),
+                               "max": float(a.max()), "spread": float(a.std())}
+        if isinstance(ns.get("state"), dict):
+            arrays["state"] = sorted(ns["state"])
+        report.append(arrays)
+    print(json.dumps(report))
+""")
+
+
+def _card(run: Path) -> str:
+    return (run / "export" / "README.md").read_text()
+
+
+def _python_blocks(card: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", card, flags=re.S | re.M)
+
+
+def _shown(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def test_model_card_describes_model_data_training_scores_and_config(exported):
+    name, run, _ = exported
+    card, manifest = _card(run), _manifest(run)
+    assert manifest["files"]["README.md"]["sha256"] == sha256_of(run / "export" / "README.md")
+    size = manifest["image"]["height"]
+    assert f"`{name}`" in card and "`digits`" in card and f"{size} x {size} px, 1 channel" in card
+    assert "| training images | 96 |" in card and "| validation images | 24 |" in card
+    source = manifest["source"]
+    assert source["checkpoint_sha256"] == sha256_of(run / "checkpoints" / "best.pt")
+    assert source["checkpoint_sha256"] in card and f"| its step | {source['step']} |" in card
+    assert f"{manifest['model']['parameters']['trained']:,} trained" in card
+    assert manifest["genlab_version"] in card and manifest["exported_at"] in card
+    assert "| status | finished |" in card and "| epochs completed | 3 |" in card
+    assert (run / "config.yaml").read_text().strip() in card
+    metrics = read_metrics(run / "metrics.json")
+    assert metrics  # the tiny runs score themselves at the end of training: the loop below checks something
+    for entry, stored in metrics.items():
+        values, protocol = split_entry(stored)
+        assert f"`{entry}`" in card
+        for key, value in values.items():
+            assert f"{key} = {_shown(value)}" in card, (entry, key)
+        for key, value in protocol.items():
+            if key in ("metric", "protocol"):
+                continue
+            keys = [f"{key}.{sub}" for sub in value] if key in ("extractor", "classifier") else [key]
+            assert all(f"| {k} |" in card for k in keys), (entry, key)
+    # every table keeps its columns: any | inside a cell is escaped
+    for table in re.findall(r"(?:^\|.*\|\n)+", card, flags=re.M):
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.splitlines()}
+        assert len(widths) == 1, table
+
+
+def test_model_card_snippets_run_without_genlab(exported):
+    """Each loading snippet of the card, run as written from the export folder by an interpreter without genlab,
+    loads its file and returns what the card and model.json say: shapes, dtypes, images in [0, 1]."""
+    from safetensors.torch import load_file
+
+    _, run, _ = exported
+    out = run / "export"
+    card, manifest = _card(run), _manifest(run)
+    blocks = _python_blocks(card)
+    chosen, expect = [], []
+    for contract in manifest["graphs"].values():
+        for fmt, file in contract["files"].items():
+            call = f'torch.jit.load("{file}"' if fmt == "torchscript" else f'ort.InferenceSession("{file}"'
+            (code,) = [b for b in blocks if call in b]
+            chosen.append(code)
+            expect.append(contract["outputs"])
+    (weights,) = [b for b in blocks if 'load_file("model.safetensors")' in b and "from genlab" not in b]
+    chosen.append(weights)
+    assert len(chosen) == len(manifest["files"]) - 1  # one per exported file but the card itself
+    proc = subprocess.run([sys.executable, "-c", RUN_SNIPPETS], input=json.dumps(chosen), capture_output=True,
+                          text=True, timeout=120, cwd=out, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    *graphs, state = json.loads(proc.stdout.splitlines()[-1])
+    for arrays, outputs in zip(graphs, expect):
+        for spec in outputs:
+            got = arrays[spec["name"]]
+            assert got["shape"] == [4 if d == "batch" else d for d in spec["shape"]], spec["name"]
+            assert got["dtype"] == "float32" and got["spread"] > 0
+            if spec.get("range") == [0, 1]:
+                assert got["min"] >= 0.0 and got["max"] <= 1.0
+    assert state["state"] == sorted(load_file(str(out / "model.safetensors")))
+
+
+@pytest.mark.parametrize("exported", ["ae"], indirect=True)
+def test_model_card_of_an_unscored_run_says_how_to_score_it(exported, tmp_path):
+    """A run without metrics.json, exported in one format: the card names `genlab eval` and shows only the
+    snippet of the file written. The run's sample figure travels with the card."""
+    _, run, _ = exported
+    copy = tmp_path / "unscored"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
+    (copy / "metrics.json").unlink()
+    (copy / "figures").mkdir(exist_ok=True)
+    (copy / "figures" / "samples.png").write_bytes(b"\x89PNG not really")
+    written = export_run(copy, ["safetensors"])
+    assert [p.name for p in written] == ["model.safetensors", "samples.png", "README.md", "model.json"]
+    assert (copy / "export" / "samples.png").read_bytes() == b"\x89PNG not really"
+    assert set(_manifest(copy)["files"]) == {"model.safetensors", "samples.png", "README.md"}
+    card = _card(copy)
+    assert "![samples drawn by the run](samples.png)" in card
+    assert "no metrics.json" in card and f"`genlab eval {copy}`" in card
+    assert "torch.jit.load" not in card and "InferenceSession" not in card
+    assert 'load_file("model.safetensors")' in card
+
+
 # ------------------------------------------------------------------ refusals, before anything is written
 
 
@@ -296,5 +422,5 @@ def test_cli_export_without_onnx_writes_the_rest(tmp_path, monkeypatch, capsys):
     assert main(["export", str(run), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "onnx is not installed" in out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.pt", "encoder.pt", "model.json",
-                                                                      "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "decoder.pt", "encoder.pt",
+                                                                      "model.json", "model.safetensors"]

@@ -8,7 +8,7 @@ import pytest
 
 from genlab.errors import GenlabError
 from genlab.history import read_history
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config
 
 pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")

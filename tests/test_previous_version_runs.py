@@ -15,9 +15,9 @@ from genlab.evaluate import EvalSettings, evaluate_run
 from genlab.export import export_run
 from genlab.figures import render
 from genlab.history import read_history
-from genlab.report import build_report
+from genlab.reporting import build_report
 from genlab.run import load_run, resume_config, summary_of
-from genlab.train import train
+from genlab.training import train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs_v0_1"
 RUNS = ("vae", "dae", "cgan")

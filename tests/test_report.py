@@ -18,8 +18,8 @@ from PIL import Image
 
 from genlab.cli import main
 from genlab.errors import GenlabError
-from genlab.report import build_report, write_report
-from genlab.train import train
+from genlab.reporting import build_report, write_report
+from genlab.training import train
 from helpers import headless_chromium, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genlab import distributed, train
+from genlab import distributed
+from genlab import training as train
 from helpers import tiny_config
 
 

@@ -13,7 +13,7 @@ from genlab import checkpoint
 from genlab.cli import main
 from genlab.io import sha256_of
 from genlab.metrics.provenance import LIBRARIES
-from genlab.train import train
+from genlab.training import train
 from genlab.verify import CHANGED, FAILED, MOVED, OK, STALE, UNVERIFIABLE, verify_run
 from helpers import one_thread, tiny_config
 

@@ -98,7 +98,7 @@ def _default_kind(model: Any, keys: set[str]) -> str:
 RESUMABLE_CHANGES = {
     "train.epochs", "train.max_steps", "train.progress", "train.checkpoint_every_steps",
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
-    "train.epoch_samples", "train.tensorboard",
+    "train.epoch_samples", "train.tensorboard", "train.mlflow", "train.mlflow_uri",
     "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last", "data.cache",
     "train.sync_batchnorm", "train.allocator",
 }

@@ -20,5 +20,14 @@ class TrainingInterrupted(Exception):
         self.checkpoint = checkpoint
 
 
+class SweepInterrupted(TrainingInterrupted):
+    """A sweep stopped by SIGINT or SIGTERM after each of its running trainings saved a checkpoint."""
+
+    def __init__(self, signal_name: str, exit_code: int, root: str):
+        Exception.__init__(self, f"{signal_name} received: every run in progress saved a checkpoint; start the "
+                                 f"same genlab sweep again to continue {root}")
+        self.signal_name, self.exit_code, self.checkpoint = signal_name, exit_code, root
+
+
 class NonFiniteLoss(GenlabError):
     """A loss term became NaN or inf; the last good checkpoint is kept."""

@@ -5,6 +5,9 @@
     generator.pt / .onnx z[, labels] -> image  (models without one: the GANs)
     model.safetensors    the full state dict (a GAN's discriminator included), for fine-tuning in genlab
     model.json           how to rebuild the model, the contract of each graph, SHA-256 of each file
+    README.md            the model card: model, data, training, every stored score with its protocol, the
+                         config, and how to load each file above without genlab (see genlab.model_card)
+    samples.png          the run's sample figure, when it has one (shown in the card)
 
 Every graph speaks images in [0, 1] (N, C, H, W, float32), not genlab's normalised range: the decoder
 and generator de-normalise and clamp their output, and the encoder normalises its input, so a
@@ -33,9 +36,11 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,8 @@ FORMATS = ("torchscript", "onnx", "safetensors")
 EXPORT_DIR = "export"
 MANIFEST = "model.json"
 WEIGHTS = "model.safetensors"
+CARD = "README.md"
+FIGURE = "samples.png"
 MANIFEST_FORMAT_VERSION = 1
 # Example batch for tracing and torch.export: not 1, which torch.export would specialise as a constant,
 # and not a size the tests use, so a batch size baked into a graph shows up as a failure.
@@ -124,14 +131,16 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
 
     Each file is written to a temporary name and renamed, so an interrupted export leaves no half-written file.
     model.json is always written, last, and lists only this export's files with their SHA-256, so a consumer
-    can tell them from a stale file of an earlier export, or from one an interrupted export replaced.
+    can tell them from a stale file of an earlier export, or from one an interrupted export replaced. The model
+    card (README.md) is written every time, from the same manifest, just before model.json, which lists it too.
     """
-    from genlab.run import load_run
+    from genlab.run import load_model
 
     chosen = check_formats(formats)
     if "onnx" in chosen:
         require_onnx()
-    loaded = load_run(Path(run_dir), which)
+    loaded = load_model(Path(run_dir), which)  # the checkpoint alone: exporting needs no data set
+    parameters = _parameter_counts(loaded.model)  # before the freeze below, which hides what training updated
     # Inference graphs: outputs that do not require grad, so a consumer's `graph(z).numpy()` just works.
     model = loaded.model.cpu().eval().requires_grad_(False)
     out = Path(out) if out is not None else loaded.run.path / EXPORT_DIR
@@ -141,8 +150,8 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
         raise GenlabError(f"cannot create the export folder {out}: {exc.strerror}; choose another with --out."
                           ) from None
 
-    normalizer = loaded.data.normalizer
-    channels = loaded.data.channels
+    normalizer = loaded.normalizer
+    channels = loaded.channels
     mean = normalizer.mean.float().expand(1, channels, 1, 1).clone()
     std = normalizer.std.float().expand(1, channels, 1, 1).clone()
     graphs = build_graphs(model, loaded.caps, mean, std)
@@ -157,10 +166,16 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     if "safetensors" in chosen:
         written.append(_export_safetensors(model, loaded.cfg.model.name, out))
 
-    manifest = _manifest(loaded, model, mean, std, graphs, written, which)
+    figure = _copy_figure(loaded.run.figures / FIGURE, out)
+    if figure is not None:
+        written.append(figure)
+
+    manifest = _manifest(loaded, model, mean, std, graphs, written, which, parameters)
+    card = _write_card(manifest, loaded.run.path, out, figure)
+    manifest["files"][card.name] = _file_entry(card)
     manifest_path = out / MANIFEST
     atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    return [*written, manifest_path]
+    return [*written, card, manifest_path]
 
 
 def default_formats() -> tuple[list[str], str | None]:
@@ -272,37 +287,75 @@ def _export_safetensors(model: nn.Module, name: str, out: Path) -> Path:
     return path
 
 
+def _copy_figure(source: Path, out: Path) -> Path | None:
+    """The run's sample figure beside the card that shows it, so the export folder stands on its own."""
+    if not source.is_file():
+        return None
+    return atomic_write(out / FIGURE, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def _write_card(manifest: dict[str, Any], run_dir: Path, out: Path, figure: Path | None) -> Path:
+    from genlab.model_card import model_card
+
+    text = model_card(manifest, run_dir, figure=figure.name if figure is not None else None)
+    return atomic_write(out / CARD, text)
+
+
+def _parameter_counts(model: nn.Module) -> dict[str, Any]:
+    """Counted as `genlab train` logs them: trained parameters, and apart from them the frozen ones (a GAN's
+    weight-averaged generator copy), which are not more capacity."""
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return {"trained": trained, "frozen": frozen,
+            "by_module": {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}}
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+
+
 def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
-              written: list[Path], which: str) -> dict[str, Any]:
-    cfg, data, caps = loaded.cfg, loaded.data, loaded.caps
+              written: list[Path], which: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    from genlab.metrics.provenance import generator_weights
+
+    cfg, caps, normalizer = loaded.cfg, loaded.caps, loaded.normalizer
     # "gan" / "vae" / "autoencoder": what a consumer of model.json needs to know about the graphs
     family = "vae" if caps.variational else caps.family
+    checkpoint = loaded.run.checkpoint(which)
     return {
         "format": "genlab-export",
         "format_version": MANIFEST_FORMAT_VERSION,
         "genlab_version": __version__,
         "torch_version": torch.__version__,
-        "source": {"run": str(loaded.run.path), "checkpoint": which, "step": int(loaded.step)},
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # The checkpoint's hash is what metrics.json records beside each score: it tells the scores of these
+        # weights from those of another checkpoint of the run.
+        "source": {"run": str(loaded.run.path), "checkpoint": which, "step": int(loaded.step),
+                   "checkpoint_file": checkpoint.relative_to(loaded.run.path).as_posix(),
+                   "checkpoint_sha256": sha256_of(checkpoint)},
         "model": {
             "name": cfg.model.name,
+            "summary": caps.entry.summary,
             "kwargs": cfg.model.kwargs(),
             "family": family,
             "latent_dim": int(model.latent_dim),
             "conditional": caps.conditional,
             "num_classes": caps.num_classes,
+            "parameters": parameters,
+            "generator_weights": generator_weights(model),
         },
         # Exactly the arguments of genlab.models.build_model that rebuild the module model.safetensors fits.
         "build": {"name": cfg.model.name, "kwargs": cfg.model.kwargs(), "image_size": cfg.data.image_size,
-                  "channels": data.channels, "num_classes": data.num_classes},
-        "image": {"channels": data.channels, "height": cfg.data.image_size, "width": cfg.data.image_size,
-                  "num_classes": data.num_classes},
+                  "channels": loaded.channels, "num_classes": loaded.data_classes},
+        "image": {"channels": loaded.channels, "height": cfg.data.image_size, "width": cfg.data.image_size,
+                  "num_classes": loaded.data_classes},
         "normalization": {
-            "kind": data.normalizer.kind, "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
+            "kind": normalizer.kind, "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
             "note": "the exported graphs take and return images in [0, 1]; genlab's modules (as in "
                     "model.safetensors) use (x - mean) / std",
         },
         "graphs": {g.name: g.contract() for g in graphs},
-        "files": {p.name: {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in written},
+        "files": {p.name: _file_entry(p) for p in written},
         "config": cfg.to_dict(),
     }
 

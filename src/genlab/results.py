@@ -21,7 +21,7 @@ import yaml
 from genlab.errors import GenlabError
 from genlab.metrics.comparable import mismatches
 from genlab.paths import PACKAGED_CONFIGS
-from genlab.report import RunInfo, read_run
+from genlab.reporting import RunInfo, read_run
 
 EXPERIMENTS_FILE = PACKAGED_CONFIGS / "experiments" / "recommended.yaml"
 HEADER = ["experiment", "measure", "original settings", "recommended", "target", "reached"]

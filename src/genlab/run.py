@@ -41,7 +41,7 @@ from genlab.io import atomic_write, stale_temporaries
 if TYPE_CHECKING:
     from torch import nn
 
-    from genlab.data import DataBundle
+    from genlab.data import DataBundle, Normalizer
     from genlab.models import Capabilities
 
 SUMMARY_FORMAT = 1
@@ -192,6 +192,23 @@ def _check_writable(path: Path) -> None:
 
 
 @dataclass
+class TrainedModel:
+    """A trained model and what using it takes (its normaliser, capabilities, class names), from its
+    checkpoint alone: sampling and exporting a model must not need the data set it was trained on."""
+
+    run: RunDir
+    cfg: RunConfig
+    model: nn.Module
+    normalizer: Normalizer
+    caps: Capabilities
+    step: int
+    which: str
+    class_names: list[str]
+    channels: int
+    data_classes: int | None  # labels in the training data (a model trained unconditional on them still has 0)
+
+
+@dataclass
 class LoadedRun:
     run: RunDir
     cfg: RunConfig
@@ -202,10 +219,11 @@ class LoadedRun:
     which: str = "best"
 
 
-def load_run(path: Path, which: str = "best") -> LoadedRun:
-    """A trained model rebuilt from its run folder alone (the checkpoint carries the config)."""
+def load_model(path: Path, which: str = "best") -> TrainedModel:
+    """The model of a run folder, rebuilt from its checkpoint. Checkpoints of genlab 0.4 and later record the
+    training data's channels and classes; for an older one of a conditional model the data set is read for them."""
     from genlab import checkpoint
-    from genlab.data import load_data
+    from genlab.data import Normalizer
     from genlab.models import build_model, capabilities
 
     run = RunDir(Path(path))
@@ -218,12 +236,45 @@ def load_run(path: Path, which: str = "best") -> LoadedRun:
         raise GenlabError(f"{path} has no checkpoints/{ckpt.name}{hint}.")
     state = checkpoint.load(ckpt)
     cfg = validate_saved(state["config"], f"{ckpt} (embedded config)")
-    data = load_data(cfg.data)
+    shape = state.get("data_shape") or _shape_from_data(cfg, ckpt)
+    channels = int(shape["channels"])
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
-                        channels=data.channels, num_classes=data.num_classes)
+                        channels=channels, num_classes=shape["num_classes"])
     model.load_state_dict(state["model"])
-    caps = capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
-    return LoadedRun(run, cfg, model.eval(), data, state["progress"]["step"], caps, which)
+    caps = capabilities(cfg.model.name, cfg.model.kwargs(), shape["num_classes"])
+    names = list(shape.get("class_names") or [])
+    return TrainedModel(run, cfg, model.eval(), Normalizer(cfg.data.normalize, channels), caps,
+                        state["progress"]["step"], which, names, channels, shape["num_classes"])
+
+
+def _shape_from_data(cfg: RunConfig, ckpt: Path) -> dict[str, Any]:
+    """What a pre-0.4 checkpoint did not record: the label count only matters to a conditional model."""
+    from genlab.data import channels_of, load_data
+    from genlab.models import capabilities
+
+    if not capabilities(cfg.model.name, cfg.model.kwargs(), None).conditional:
+        return {"channels": channels_of(cfg.data), "num_classes": None, "class_names": []}
+    try:
+        data = load_data(cfg.data)
+    except GenlabError as exc:
+        raise GenlabError(f"{ckpt} was written before genlab recorded a conditional model's classes in its "
+                          f"checkpoint, so the training data ({cfg.data.name}) is read to count them, and that "
+                          f"failed: {exc} Point data.root (or GENLAB_DATA) at the data set.") from None
+    return {"channels": data.channels, "num_classes": data.num_classes,
+            "class_names": list(data.train.class_names or [])}
+
+
+def load_run(path: Path, which: str = "best") -> LoadedRun:
+    """A trained model rebuilt from its run folder, with its data (for scores and figures)."""
+    from genlab.data import load_data
+
+    trained = load_model(path, which)
+    data = load_data(trained.cfg.data)
+    if trained.caps.conditional and data.num_classes != trained.caps.num_classes:
+        raise GenlabError(f"{trained.run.path}'s model was trained on {trained.caps.num_classes} classes, but "
+                          f"its data ({trained.cfg.data.name}) now has {data.num_classes}; the data set changed "
+                          f"since training.")
+    return LoadedRun(trained.run, trained.cfg, trained.model, data, trained.step, trained.caps, which)
 
 
 # ---------------------------------------------------------------- summary.json

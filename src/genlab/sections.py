@@ -108,6 +108,11 @@ class TrainConfig(Section):
     # Mirror the history (scalars) and per-epoch fixed-noise samples to RUN_DIR/tensorboard; needs the
     # optional tensorboard package.
     tensorboard: bool = False
+    # Log the run to MLflow too (genlab.tracking): the history's loss terms live, then the config as params,
+    # the end-of-training scores, figures, config.yaml and summary.json; needs the optional mlflow package.
+    mlflow: bool = False
+    # null = the SQLite store <output root>/mlflow.db; else any MLflow tracking URI (http://host:5000, ...).
+    mlflow_uri: str | None = None
     # Convolution weights and batches in NHWC ("channels last") layout: same numbers, other kernels.
     # null = auto: on. bench/train_speed.py (train.allocator tuned) measured NHWC faster at every benchmark
     # shape on this CPU: beta_vae64 +40 %, dcgan64 +8 %, cgan28 +17 %, dae28 +4 to +17 %.

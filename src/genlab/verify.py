@@ -171,7 +171,7 @@ def _recompute(run: RunDir, loaded: dict[str, LoadedRun], hashes: dict[str, str 
 
 
 def render_checks(checks: list[Check]) -> str:
-    from genlab.compare import render
+    from genlab.comparison import render
 
     def num(v: float | None) -> str:
         return "—" if v is None else f"{v:.6g}"

@@ -13,7 +13,7 @@ from genlab.errors import GenlabError
 from genlab.explore.app import MAX_UPLOAD_BYTES, check_host, create_app, decode_upload
 from genlab.explore.space import Space, truncated_normal
 from genlab.run import load_run
-from genlab.train import train
+from genlab.training import train
 from helpers import tiny_config
 
 

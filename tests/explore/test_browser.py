@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from genlab.explore.app import make_server
-from genlab.train import train
+from genlab.training import train
 from helpers import headless_chromium, tiny_config
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from genlab.cli import main
-from genlab.compare import compare_table
+from genlab.comparison import compare_table
 from genlab.errors import GenlabError
 from genlab.metrics.comparable import mismatches, refuse, table_flags
-from genlab.report import build_report
+from genlab.reporting import build_report
 from genlab.results import results_rows
 
 FID = {"fid": 31.2, "kid_mean": 0.01, "kid_std": 0.001, "n_real": 2400, "n_fake": 2400, "pr_k": 3,

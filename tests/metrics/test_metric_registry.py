@@ -15,7 +15,7 @@ from genlab.metrics.context import Context, EvalSettings
 from genlab.metrics.registry import METRICS, end_of_training
 from genlab.metrics.store import read_metrics, split_entry, update_metrics
 from genlab.run import load_run
-from genlab.train import train
+from genlab.training import train
 from genlab.verify import verify_run
 from helpers import one_thread, tiny_config
 

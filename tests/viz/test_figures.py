@@ -12,7 +12,7 @@ from PIL import Image
 from genlab.cli import main
 from genlab.figures import render
 from genlab.run import load_run
-from genlab.train import train
+from genlab.training import train
 from genlab.viz.curves import epoch_table
 from genlab.viz.latent import dimension_ranking, slerp, traversal_values
 from helpers import tiny_config

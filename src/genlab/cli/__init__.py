@@ -19,6 +19,7 @@ from genlab.errors import GenlabError, TrainingInterrupted
 # command -> (module under genlab.cli, one-line help); the module's add_parser builds its full parser
 COMMANDS = {
     "train": ("training", "train a model from a YAML config (or a bundled config name)"),
+    "sweep": ("sweeping", "train every combination of settings and seeds (locally or on SLURM), resumably"),
     "eval": ("scores", "compute scores of a trained run into its metrics.json, each with its protocol"),
     "compare": ("scores", "one table of the stored scores of several runs"),
     "results": ("scores", "original experiment settings vs recommended configs, from run folders"),
@@ -26,6 +27,7 @@ COMMANDS = {
     "report": ("views", "one self-contained HTML page of one or more run folders (compared side by side)"),
     "explore": ("views", "a local web app to move through a trained model's latent space"),
     "export": ("views", "write a run's model as TorchScript, ONNX and safetensors + model.json"),
+    "sample": ("sampling", "write N images from a trained run as PNG files with a manifest (no data set needed)"),
     "weights": ("catalogue", "list the pretrained weights metrics use, or fetch and verify one"),
     "models": ("catalogue", "list registered models and their arguments"),
     "objectives": ("catalogue", "list registered objective kinds and their config keys"),
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _command_of(argv)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     debug = getattr(args, "debug", False)
     try:
         if not getattr(args, "run", None):
@@ -105,7 +107,7 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
     logger = logging.getLogger("genlab")
     if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
         handler = _TqdmHandler(logging.INFO)

@@ -46,8 +46,12 @@ def _eval_parser(sub, name, text, flags) -> None:
 
 def _compare_parser(sub, name, text, flags) -> None:
     c = sub.add_parser(name, help=text, parents=[flags["debug"], flags["table"]])
-    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="run folders, or sweep folders (each stands for its runs)")
     c.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    c.add_argument("--per-run", action="store_true",
+                   help="one column per run, even for runs that differ only in the seed (default: such runs "
+                        "share a column of mean ± std over the seeds, with the seed count)")
     c.set_defaults(run=compare)
 
 
@@ -92,15 +96,15 @@ def verify(args) -> int:
 
 
 def compare(args) -> int:
-    from genlab.compare import compare_table, row_entry
+    from genlab.comparison import compare_table, row_entry
 
-    header, rows, flags = compare_table(args.run_dirs)
+    header, rows, flags = compare_table(args.run_dirs, per_run=args.per_run)
     _print_table(header, rows, flags, args, "this comparison", row_entry, 0)
     return 0
 
 
 def _print_table(header, rows, flags, args, what: str, key_of, column: int) -> None:
-    from genlab.compare import render, with_flags
+    from genlab.comparison import render, with_flags
     from genlab.metrics.comparable import notes, refuse
 
     if args.strict:

@@ -26,7 +26,7 @@ def train(args) -> int:
     from genlab import config
     from genlab.distributed import launch_from_env
     from genlab.run import resume_config
-    from genlab.train import train as run_training
+    from genlab.training import train as run_training
 
     if args.resume is not None:
         cfg = resume_config(args.resume, args.config, args.overrides)

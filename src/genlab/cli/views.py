@@ -70,10 +70,12 @@ def figures(args) -> int:
 
 
 def report(args) -> int:
-    from genlab.report import write_report
+    from genlab.reporting import write_report
+    from genlab.sweeps import expand_run_dirs
 
     path = write_report(args.run_dirs, args.output, strict=args.strict)
-    print(f"report of {len(args.run_dirs)} run folder{'s' if len(args.run_dirs) > 1 else ''}: {path}")
+    n = len(expand_run_dirs(args.run_dirs))
+    print(f"report of {n} run folder{'s' if n > 1 else ''}: {path}")
     return 0
 
 

@@ -29,7 +29,7 @@ from genlab.engine.evaluation import evaluate
 from genlab.engine.hook import Hook, StepRecord
 from genlab.engine.loaders import make_loaders, make_val_loader, uses_channels_last
 from genlab.engine.signals import EXIT_CODES, Signals
-from genlab.engine.state import Progress, capture, restore_into
+from genlab.engine.state import Progress, capture, data_shape, restore_into
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
 from genlab.objectives import default_best_metric
 from genlab.objectives.contract import Objective
@@ -56,6 +56,7 @@ class Loop:
         from genlab.engine.hooks import standard_hooks
 
         self.objective, self.cfg, self.run, self.device = objective, cfg, run, device
+        self.data_shape = data_shape(data)
         self.precision = select_precision(cfg.train.precision, device)
         tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place

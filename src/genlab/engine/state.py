@@ -7,6 +7,8 @@
     hooks        {hook name: its state}, for every hook that has state
     warnings     every warning the run gave (kind, message, step)
     rng          the torch (and CUDA) generators; under torchrun also every process's own (rng_ranks)
+    data_shape   channels, label count and class names of the training data, so a checkpoint alone
+                 rebuilds a conditional model and names its classes (`genlab sample` reads no data set)
 
 A checkpoint written by genlab 0.1 kept hook state elsewhere (best value in progress, the collapse
 monitor's streak in "monitors", the latent-usage flags in "latent"); `hook_states` reads both layouts.
@@ -25,6 +27,7 @@ from genlab.config import incompatible_changes, validate_saved
 from genlab.errors import GenlabError
 
 if TYPE_CHECKING:
+    from genlab.data import DataBundle
     from genlab.engine.loop import Loop
 
 
@@ -85,6 +88,11 @@ def saved_warnings(state: dict[str, Any], log: Path | None = None) -> list[dict[
     return out
 
 
+def data_shape(data: DataBundle) -> dict[str, Any]:
+    return {"channels": data.channels, "num_classes": data.num_classes,
+            "class_names": list(data.train.class_names or [])}
+
+
 def rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
@@ -122,6 +130,7 @@ def capture(loop: Loop) -> dict[str, Any]:
         "hooks": {h.name: s for h in loop.hooks if (s := h.state_dict())},
         "warnings": list(loop.warnings),
         "rng": rng_state(),
+        "data_shape": dict(loop.data_shape),
         **({"rng_ranks": distributed.all_gather_object(process_rng(loop.device))} if loop.world_size > 1 else {}),
     }
 

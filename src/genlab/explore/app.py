@@ -182,7 +182,7 @@ def create_app(space: Space) -> Flask:
 
     @app.get("/report")
     def report():
-        from genlab.report import build_report
+        from genlab.reporting import build_report
 
         return Response(build_report([space.loaded.run.path]), mimetype="text/html")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from genlab.metrics.comparable import table_flags
 from genlab.metrics.store import split_entry
-from genlab.report import read_run
+from genlab.reporting import read_run
 
 
 def _cells(entry: Any) -> dict[str, str]:
@@ -42,17 +42,37 @@ def _checkpoint(entry: Any) -> str:
 FLAG = "⚠ "
 
 
-def compare_table(run_dirs: list[Path]) -> tuple[list[str], list[list[str]], dict[str, list[str]]]:
-    """(header, rows, {entry: why its runs' scores are not comparable})."""
-    runs = [read_run(Path(p)) for p in run_dirs]
+def compare_table(run_dirs: list[Path], *, per_run: bool = False
+                  ) -> tuple[list[str], list[list[str]], dict[str, list[str]]]:
+    """(header, rows, {entry: why its runs' scores are not comparable}). A sweep folder stands for its runs;
+    runs that differ only in the seed share a column of mean ± std over seeds unless `per_run`."""
+    from genlab.seed_groups import group_by_seed, group_scores, grouped
+    from genlab.sweeps import expand_run_dirs
+
+    runs = [read_run(p) for p in expand_run_dirs([Path(p) for p in run_dirs])]
     labels = [r.label for r in runs]
     labels = [f"{lab} ({r.run.path})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, runs)]
-    flags = table_flags({label: r.metrics for label, r in zip(labels, runs)})
-    per_run = [{(key, m): c for key, e in r.metrics.items()
-                for m, c in {"checkpoint": _checkpoint(e), **_cells(e)}.items()} for r in runs]
-    names = list(dict.fromkeys(n for cells in per_run for n in cells))
-    rows = [[f"{key} / {m}", *(cells.get((key, m), "—") for cells in per_run)] for key, m in names]
+    for r, label in zip(runs, labels):
+        r.label = label
+    flags = table_flags({r.label: r.metrics for r in runs})
+    groups = group_by_seed(runs)
+    if grouped(groups) and not per_run:
+        per_column = [{("checkpoint", ""): _agreed([_checkpoint(e) for r in g.runs for e in r.metrics.values()]),
+                       **{(k, m): c for (k, m), c in group_scores(g).items()}} for g in groups]
+        names = list(dict.fromkeys(n for cells in per_column for n in cells if n != ("checkpoint", "")))
+        rows = [["checkpoints", *(c[("checkpoint", "")] for c in per_column)]]
+        rows += [[f"{key} / {m}", *(cells.get((key, m), "—") for cells in per_column)] for key, m in names]
+        return ["metric", *(g.label for g in groups)], rows, flags
+    per_run_cells = [{(key, m): c for key, e in r.metrics.items()
+                      for m, c in {"checkpoint": _checkpoint(e), **_cells(e)}.items()} for r in runs]
+    names = list(dict.fromkeys(n for cells in per_run_cells for n in cells))
+    rows = [[f"{key} / {m}", *(cells.get((key, m), "—") for cells in per_run_cells)] for key, m in names]
     return ["metric", *labels], rows, flags
+
+
+def _agreed(texts: list[str]) -> str:
+    distinct = list(dict.fromkeys(texts))
+    return "—" if not distinct else distinct[0] if len(distinct) == 1 else f"{len(distinct)} different"
 
 
 def row_entry(row: list[str]) -> str:

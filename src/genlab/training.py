@@ -125,7 +125,7 @@ def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: 
 
 
 def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list[Hook]) -> list[Hook]:
-    """Rank 0's optional hooks: per-epoch sample grids, TensorBoard, then the caller's."""
+    """Rank 0's optional hooks: per-epoch sample grids, TensorBoard, MLflow, then the caller's."""
     out: list[Hook] = []
     if cfg.train.epoch_samples:
         from genlab.engine.hooks.samples import EpochSamples
@@ -137,6 +137,10 @@ def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list
 
         out.append(TensorBoardHook(run.path, parts.data.normalizer, cfg.train.seed, parts.caps.num_classes,
                                    cfg.train.log_every_steps, resumed=resumed))
+    if cfg.train.mlflow:
+        from genlab.tracking import MLflowHook
+
+        out.append(MLflowHook(run, cfg))
     return out + extra
 
 
@@ -164,6 +168,10 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
         from genlab.live import require_tensorboard
 
         require_tensorboard()
+    if cfg.train.mlflow and main:
+        from genlab.tracking import require_mlflow
+
+        require_mlflow(cfg.train.mlflow_uri)
     extra = _hooks(cfg, parts, run, resume is not None, list(hooks or [])) if main else []
     loop = Loop(parts.objective, parts.data, cfg, run, device, extra)
     loop.preflight()
@@ -221,6 +229,10 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     finally:
         if started:
             _summarise(run, loop, parts, notes, result, failure, timings, time.perf_counter() - started_at)
+            if cfg.train.mlflow:  # after summary.json, which it uploads; a failure there is only a warning
+                from genlab.tracking import log_end_of_training
+
+                log_end_of_training(run, cfg)
         _close_log(handler)
 
 

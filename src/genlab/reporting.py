@@ -258,11 +258,57 @@ def _comparison(runs: list[RunInfo]) -> str:
     return "".join(parts) + "</section>"
 
 
+def _seed_comparison(groups: list, runs: list[RunInfo]) -> str:
+    """Runs that differ only in the seed as one column each: every score and final validation term as
+    mean ± std over the seeds (genlab.seed_groups), figures from the group's first seed."""
+    from genlab.seed_groups import cell, group_scores
+
+    flags = table_flags({r.label: r.metrics for r in runs})
+    scores = [group_scores(g) for g in groups]
+    finals = [[final_validation(r.history) for r in g.runs] for g in groups]
+    terms = list(dict.fromkeys(t for fs in finals for f in fs for t in f))
+    names = list(dict.fromkeys(n for sc in scores for n in sc))
+    rows = [["model", *(_e((g.runs[0].config.get("model") or {}).get("name", "?")) for g in groups)],
+            ["seeds", *(_e(", ".join(map(str, g.seeds))) for g in groups)]]
+    rows += [[_e(f"validation {t} (final)"), *(_e(cell([_to_float(f[t]) for f in fs if t in f], len(fs)))
+                                                for fs in finals)] for t in terms]
+    rows += [[_e("⚠ " * (n[0] in flags) + f"{n[0]} / {n[1]}"), *(_e(sc.get(n, "—")) for sc in scores)]
+             for n in names]
+    parts = ['<section id="comparison"><h2>Comparison: mean ± std over seeds</h2>',
+             '<p class="muted">Runs whose configs differ only in train.seed share a column; std is over seeds '
+             '(ddof 1), n the seeds that have the score.</p>',
+             _table(["", *(_e(g.label) for g in groups)], rows)]
+    if flags:
+        items = "".join(f"<li>{_e(n)}</li>" for n in notes(flags))
+        parts.append(f'<div class="warning" id="protocol-mismatches"><p>Rows marked ⚠ compare scores made '
+                     f"differently; read them as different measurements, not as a ranking:</p><ul>{items}</ul></div>")
+    columns = f"grid-template-columns:repeat({len(groups)},minmax(300px,1fr))"
+    firsts = [g.runs[0] for g in groups]
+    for stem in sorted({s for r in firsts for s in r.figures}, key=lambda s: _fig_key(Path(s))):
+        title = TITLES.get(stem, stem)
+        parts.append(f'<h3>{_e(title)} (first seed of each)</h3><div class="side" style="{columns}">'
+                     + "".join(_figure(r.figures.get(stem), title, r.label) for r in firsts) + "</div>")
+    return "".join(parts) + "</section>"
+
+
+def _to_float(text: str) -> float | str:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
 def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
-    """strict: refuse runs whose scores of one entry were made differently (genlab.metrics.comparable)."""
+    """strict: refuse runs whose scores of one entry were made differently (genlab.metrics.comparable).
+    A sweep folder stands for its runs; runs that differ only in the seed are compared as mean ± std."""
+    from genlab.seed_groups import group_by_seed, grouped
+    from genlab.sweeps import expand_run_dirs
+
     if not run_dirs:
         raise GenlabError("genlab report needs at least one run folder.")
-    runs = [read_run(Path(p)) for p in run_dirs]
+    runs = [read_run(p) for p in expand_run_dirs([Path(p) for p in run_dirs])]
+    if not runs:
+        raise GenlabError(f"{', '.join(map(str, run_dirs))}: the sweep has no run folders yet; run it first.")
     labels = [r.label for r in runs]
     for r in runs:  # two runs of the same name are told apart by their folder
         if labels.count(r.label) > 1:
@@ -275,8 +321,9 @@ def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
     nav += "".join(f'<a href="#run-{i + 1}">{_e(r.label)}</a>' for i, r in enumerate(runs))
     body = [f"<h1>{_e(title)}</h1>", f'<p class="muted">generated {time.strftime("%Y-%m-%d %H:%M:%S")} by genlab '
             f"{_e(__version__)} from {len(runs)} run folder{'s' * multi}</p><nav>{nav}</nav>"]
+    groups = group_by_seed(runs)
     if multi:
-        body.append(_comparison(runs))
+        body.append(_seed_comparison(groups, runs) if grouped(groups) else _comparison(runs))
     body.append(_metrics(runs))
     body += [_run_section(i, r, with_figures=not multi) for i, r in enumerate(runs)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
