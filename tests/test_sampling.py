@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -90,8 +91,8 @@ def test_labels_by_name_default_all_and_errors(runs, no_data):
     gan, vae = load_model(runs["cgan"]), load_model(runs["vae"])
     k = gan.caps.num_classes
     assert parse_labels(None, gan) == list(range(k)) and parse_labels("all", gan) == list(range(k))
-    name = gan.class_names[2] if gan.class_names else "2"
-    assert parse_labels(name, gan) == [2]
+    named = dataclasses.replace(gan, class_names=[f"class-{w}" for w in "abcdefghij"])
+    assert parse_labels("class-c,1", named) == [2, 1]  # names and indices mixed
     with pytest.raises(GenlabError, match="neither a class index"):
         parse_labels("zebra", gan)
     with pytest.raises(GenlabError, match="out of range"):

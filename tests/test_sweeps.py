@@ -76,10 +76,35 @@ def test_a_bad_grid_fails_before_anything_runs(tiny_yaml, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_the_same_folder_refuses_another_grid(tiny_yaml, tmp_path):
-    run_sweep(str(tiny_yaml), ["objective.beta=1"], out=tmp_path, name="s", overrides=QUICK, seeds=1)
+def test_the_same_folder_refuses_another_grid_or_settings_and_extends_run_length(tiny_yaml, tmp_path):
+    root = run_sweep(str(tiny_yaml), ["objective.beta=1"], out=tmp_path, name="s", overrides=QUICK, seeds=1)
     with pytest.raises(GenlabError, match="holds a sweep of other runs"):
         run_sweep(str(tiny_yaml), ["objective.beta=2"], out=tmp_path, name="s", overrides=QUICK)
+    with pytest.raises(GenlabError, match="trained with other settings than this sweep gives it .optim.lr"):
+        run_sweep(str(tiny_yaml), ["objective.beta=1"], out=tmp_path, name="s", overrides=[*QUICK, "optim.lr=0.01"],
+                  seeds=1)
+    longer = [q if not q.startswith("train.epochs") else "train.epochs=3" for q in QUICK]
+    run_sweep(str(tiny_yaml), ["objective.beta=1"], out=tmp_path, name="s", overrides=longer, seeds=1)
+    assert _steps(root / "tiny_beta1_seed0") == list(range(1, 13))  # resumed from 8 steps to 12, each once
+
+
+def test_python_grids_are_checked_like_command_line_ones(tiny_yaml, tmp_path):
+    for grid, why in (({"data.limit": "64"}, "non-empty list"), ({"objective.beta": []}, "non-empty list"),
+                      ({"objective.beta": [1, 1]}, "twice"), ({"": [1]}, "dotted config key")):
+        with pytest.raises(GenlabError, match=why):
+            run_sweep(str(tiny_yaml), grid, out=tmp_path)
+
+
+def test_a_job_stopped_before_it_trains_never_starts_and_a_job_that_cannot_start_is_a_failure(tiny_yaml, tmp_path):
+    from genlab.sweeps import RunJob
+
+    spec = expand([str(tiny_yaml)], [], [0], tmp_path / "j", QUICK)[0]
+    job = RunJob(spec, 1, str(tmp_path / "j" / "logs"))
+    job.stop()
+    assert job() == "interrupted" and not spec.path.exists()
+    (tmp_path / "a-file").write_text("")
+    broken = RunJob(spec, 1, str(tmp_path / "a-file" / "logs"))  # its log folder cannot be made
+    assert broken().startswith("failed (")
 
 
 # ---------------------------------------------------------------- running it, again, and after a kill
@@ -203,4 +228,5 @@ def test_slurm_jobs_ask_for_the_partition_time_gpus_and_an_early_signal(tiny_yam
     for line in ("#SBATCH --partition=gpu", "#SBATCH --time=240", "#SBATCH --gpus-per-node=1",
                  "#SBATCH --cpus-per-task=8", "#SBATCH --signal=USR2@120", "#SBATCH --array=0-1"):
         assert line in script, line
-    assert [r["status"] for r in read_manifest(root)["runs"]] == ["to start"] * 2  # submitted, not run here
+    runs = read_manifest(root)["runs"]
+    assert [(r["status"], r["job_id"]) for r in runs] == [("submitted", "4242_0"), ("submitted", "4242_1")]

@@ -1,12 +1,12 @@
 """genlab from Python: the objects the command line uses, shaped for notebooks and scripts.
 
     import genlab
-    run = genlab.training("betavae_cats", beta=100, epochs=5, name="cats_b100")
+    run = genlab.train("betavae_cats", beta=100, epochs=5, name="cats_b100")
     run = genlab.open("runs/cats_b100")
     run.sample(16)                 # Images: shows itself as a grid in a notebook
     run.metrics                    # every stored score with its protocol (a table in a notebook)
     run.figure("traversal")        # drawn when missing; shows itself
-    genlab.comparison(run, "runs/cats_b10")
+    genlab.compare(run, "runs/cats_b10")
 
 Keywords name config keys: a bare key when one section has it (`beta` is objective.beta, `epochs` is
 train.epochs), `section__key` when several do or for clarity (`data__root="..."`), or a dict of dotted
@@ -132,7 +132,7 @@ def _console_logging() -> None:
 
 
 def open(path: str | Path, checkpoint: str = "best") -> Run:  # noqa: A001 - genlab.open(path) reads as intended
-    """A run folder that `genlab train` (or `genlab.training`) wrote."""
+    """A run folder that `genlab train` (or `genlab.train`) wrote."""
     run = Run(Path(path), checkpoint)
     run.run.read_config()  # a folder that is not a run is refused here, not at first use
     return run
@@ -162,7 +162,7 @@ class Images:
         return len(self.tensor)
 
     def __getitem__(self, index: int | slice) -> Images:
-        index = slice(index, index + 1) if isinstance(index, int) else index
+        index = slice(index, index + 1 or None) if isinstance(index, int) else index
         labels = None if self.labels is None else self.labels[index]
         return Images(self.tensor[index], labels, self.class_names)
 
@@ -228,7 +228,7 @@ class Scores(dict):
 
 @dataclass
 class Table:
-    """A comparison table (genlab.comparison): text when printed, HTML in a notebook, CSV by `csv()`."""
+    """A comparison table (genlab.compare): text when printed, HTML in a notebook, CSV by `csv()`."""
 
     header: list[str]
     rows: list[list[str]]

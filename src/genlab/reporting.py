@@ -298,7 +298,7 @@ def _to_float(text: str) -> float | str:
         return text
 
 
-def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
+def build_report(run_dirs: list[Path], *, strict: bool = False, per_run: bool = False) -> str:
     """strict: refuse runs whose scores of one entry were made differently (genlab.metrics.comparable).
     A sweep folder stands for its runs; runs that differ only in the seed are compared as mean ± std."""
     from genlab.seed_groups import group_by_seed, grouped
@@ -323,7 +323,7 @@ def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
             f"{_e(__version__)} from {len(runs)} run folder{'s' * multi}</p><nav>{nav}</nav>"]
     groups = group_by_seed(runs)
     if multi:
-        body.append(_seed_comparison(groups, runs) if grouped(groups) else _comparison(runs))
+        body.append(_seed_comparison(groups, runs) if grouped(groups) and not per_run else _comparison(runs))
     body.append(_metrics(runs))
     body += [_run_section(i, r, with_figures=not multi) for i, r in enumerate(runs)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
@@ -331,9 +331,9 @@ def build_report(run_dirs: list[Path], *, strict: bool = False) -> str:
             f"<body>{''.join(body)}</body></html>\n")
 
 
-def write_report(run_dirs: list[Path], output: Path, *, strict: bool = False) -> Path:
+def write_report(run_dirs: list[Path], output: Path, *, strict: bool = False, per_run: bool = False) -> Path:
     """Build the page and write it atomically to `output`; an unwritable path is a GenlabError."""
-    page = build_report(run_dirs, strict=strict)
+    page = build_report(run_dirs, strict=strict, per_run=per_run)
     output = Path(output)
     if output.is_dir():
         raise GenlabError(f"cannot write the report to {output}: it is a folder; give a file name such as "

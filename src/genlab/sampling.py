@@ -180,14 +180,30 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 def write_set(out: Path, images: torch.Tensor, trained: TrainedModel, *, overwrite: bool = False,
               **facts: Any) -> Path:
-    """PNG files and manifest.json; an earlier set in `out` is removed only once the new one is ready."""
+    """PNG files and manifest.json, written beside `out` and moved into place complete: an earlier set there
+    is replaced only then, so a failure half way leaves the earlier set as it was."""
+    import shutil
+    import tempfile
+
     check_output(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / MANIFEST).is_file():
-        old = json.loads((out / MANIFEST).read_text()).get("images", [])
-        for entry in old:
-            (out / entry["file"]).unlink(missing_ok=True)
-        (out / MANIFEST).unlink()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        manifest = _write_files(new, images, trained, dict(facts))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{new.name.rsplit('-', 1)[-1]}")
+            out.rename(old)
+            new.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            new.rename(out)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    return out / manifest
+
+
+def _write_files(folder: Path, images: torch.Tensor, trained: TrainedModel, facts: dict[str, Any]) -> str:
     from PIL import Image
 
     pixels = to_uint8(images)
@@ -198,7 +214,7 @@ def write_set(out: Path, images: torch.Tensor, trained: TrainedModel, *, overwri
     entries = []
     for i, arr in enumerate(pixels):
         file = f"{i:0{width}d}.png"
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(out / file)
+        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(folder / file)
         entry: dict[str, Any] = {"file": file}
         if labels is not None:
             entry["label"] = labels[i]
@@ -220,4 +236,5 @@ def write_set(out: Path, images: torch.Tensor, trained: TrainedModel, *, overwri
         "image_shape": list(pixels.shape[1:]),
         "images": entries,
     }
-    return atomic_write(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return MANIFEST

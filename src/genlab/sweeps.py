@@ -48,6 +48,7 @@ log = logging.getLogger("genlab.sweep")
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = 1
 EXECUTORS = ("local", "slurm", "submitit-local")
+SIGNAL_DELAY_S = 120  # SLURM warns a job this long before its time limit (submitit's --signal=USR2@...)
 DONE = ("finished", "stopped early")
 
 
@@ -104,7 +105,18 @@ def parse_axis(text: str) -> Axis:
         raise GenlabError(f"--grid {text!r}: a value is not valid YAML ({exc}).") from None
     if len(set(map(repr, values))) != len(values):
         raise GenlabError(f"--grid {text!r}: a value appears twice.")
-    return Axis(key, values)
+    return make_axis(key, values)
+
+
+def make_axis(key: str, values: Any) -> Axis:
+    """A grid axis given from Python ({key: [values]}), held to what parse_axis holds `--grid` to."""
+    if not isinstance(key, str) or not key or not all(key.split(".")):
+        raise GenlabError(f"grid key {key!r}: a dotted config key such as 'objective.beta'.")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise GenlabError(f"grid {key}: give a non-empty list of values (got {values!r}).")
+    if len(set(map(repr, values))) != len(values):
+        raise GenlabError(f"grid {key}: a value appears twice in {list(values)!r}.")
+    return Axis(key, tuple(values))
 
 
 def _split_top_level(raw: str) -> list[str]:
@@ -175,8 +187,9 @@ def expand(configs: Sequence[str], axes: Sequence[Axis], seeds: Sequence[int] | 
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise GenlabError(f"two runs of this sweep would share the folder name {dup!r}; give the configs "
-                          f"different `name`s or grid values that differ in their folder-name form.")
+        raise GenlabError(f"two runs of this sweep would share the folder name {dup!r} (names come from the config "
+                          f"files' names and the grid values' folder-name forms); rename a config file or choose "
+                          f"grid values that differ in their last path component.")
     return specs
 
 
@@ -184,7 +197,11 @@ def expand(configs: Sequence[str], axes: Sequence[Axis], seeds: Sequence[int] | 
 
 
 def state_of(spec: RunSpec) -> str:
-    """"done", "resume" (a checkpoint to continue from) or "start" (nothing, or nothing worth keeping)."""
+    """"done", "resume" (a checkpoint to continue from) or "start" (nothing, or nothing worth keeping).
+
+    A finished run whose run length the sweep now sets differently (more train.epochs) is resumed; one
+    whose folder was trained with other settings is refused, not silently kept as this sweep's result."""
+    from genlab.config import incompatible_changes, load
     from genlab.run import RunDir, read_summary
 
     run = RunDir(spec.path)
@@ -194,7 +211,16 @@ def state_of(spec: RunSpec) -> str:
     with contextlib.suppress(GenlabError):  # an unreadable summary.json: the checkpoint decides
         summary = read_summary(run)
     status = str((summary or {}).get("status", ""))
-    if status.startswith(DONE):
+    length_changed = False
+    if spec.config and run.last.is_file():
+        saved, wanted = run.read_config(), load(spec.config, list(spec.overrides))
+        bad = incompatible_changes(saved, wanted)
+        if bad:
+            raise GenlabError(f"{run.path} was trained with other settings than this sweep gives it ({', '.join(bad)} "
+                              f"differ); start the sweep with the settings it was started with, or give it another "
+                              f"--name.")
+        length_changed = (saved.train.epochs, saved.train.max_steps) != (wanted.train.epochs, wanted.train.max_steps)
+    if status.startswith(DONE) and not length_changed:
         return "done"
     return "resume" if run.last.is_file() else "start"
 
@@ -216,27 +242,36 @@ def train_command(spec: RunSpec, threads: int | None = None) -> list[str] | None
 
 
 @contextlib.contextmanager
-def _run_lock(spec: RunSpec):
-    """One training per run folder at a time, across sweeps started twice and SLURM requeues: an exclusive
-    lock on <sweep>/.locks/<run>, held by the job and by its training process until both have ended."""
+def _file_lock(path: Path, waiting: str | None = None):
+    """An exclusive flock on `path` (made if missing); yields its descriptor."""
     import fcntl
 
-    locks = spec.path.parent / ".locks"
-    locks.mkdir(exist_ok=True)
-    fd = os.open(locks / spec.name, os.O_RDWR | os.O_CREAT, 0o644)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("%s: another process is training it; waiting for it to end", spec.name)
+            if waiting:
+                log.info("%s", waiting)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)
 
 
-def _terminate_with_parent() -> None:
-    """Linux: the training gets SIGTERM (and checkpoints) if the sweep process dies without stopping it."""
+def _run_lock(spec: RunSpec):
+    """One training per run folder at a time, across sweeps started twice and SLURM requeues: a lock on
+    <sweep>/.locks/<run>, held by the job and by its training process until both have ended."""
+    return _file_lock(spec.path.parent / ".locks" / spec.name,
+                      f"{spec.name}: another process is training it; waiting for it to end")
+
+
+def _child_setup() -> None:
+    """In the training process before it starts: SIGTERM when the sweep dies without stopping it (Linux), and
+    SLURM's early warning (SIGUSR2, sent to every process of the job) left to the job, which answers it by
+    stopping this training with SIGTERM so that it checkpoints."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:
         import ctypes
 
@@ -246,38 +281,67 @@ def _terminate_with_parent() -> None:
 
 
 class RunJob:
-    """The job of one run: its `genlab train` in a child process, stopped with SIGTERM (which makes genlab
-    checkpoint) when the job itself must stop. submitit calls `checkpoint` on SLURM's signal before the
-    time limit and requeues what it returns: the same job, which resumes the run from its folder."""
+    """The job of one run: its `genlab train` in a child process of its own session (a terminal's Ctrl-C
+    reaches the sweep, which stops its trainings once, so each checkpoints), stopped with SIGTERM when the
+    job must stop. submitit calls `checkpoint` on SLURM's signal before the time limit and requeues what it
+    returns: the same job, which resumes the run from its folder. The job records its status in the sweep's
+    manifest itself, so SLURM jobs keep it current too."""
 
     def __init__(self, spec: RunSpec, threads: int | None = None, log_dir: str | None = None):
         self.spec, self.threads, self.log_dir = spec, threads, log_dir
+        self._init_state()
+
+    def _init_state(self) -> None:
         self.child: subprocess.Popen | None = None
+        self.stopped = False
+        self._mutex = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # submitit pickles the job; its process state stays behind
+        return {"spec": self.spec, "threads": self.threads, "log_dir": self.log_dir}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_state()
 
     def __call__(self) -> str:
-        self.spec.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            status = self._train()
+        except Exception as exc:  # a job that cannot even start its training is a failed run, never a silent one
+            status = f"failed ({type(exc).__name__}: {str(exc)[:300]})"
+        record_status(Path(self.spec.root), self.spec.name, status)
+        return status
+
+    def _train(self) -> str:
         with _run_lock(self.spec) as lock_fd:
             cmd = train_command(self.spec, self.threads)  # decided under the lock: an earlier job may just have ended
             if cmd is None:
                 return "finished"
             env = {**os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {})}
             logfile = Path(self.log_dir) / f"{self.spec.name}.log" if self.log_dir else None
+            if logfile:
+                logfile.parent.mkdir(parents=True, exist_ok=True)
             out = logfile.open("a") if logfile else subprocess.DEVNULL
             try:
-                # the child holds the lock too, so a training orphaned by a killed sweep keeps its folder to itself
-                self.child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                              pass_fds=(lock_fd,), preexec_fn=_terminate_with_parent)
+                with self._mutex:
+                    if self.stopped:  # stopped before its training began: nothing to checkpoint
+                        return "interrupted"
+                    # the child holds the run lock too, so a training orphaned by a killed sweep keeps its folder
+                    self.child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                                  pass_fds=(lock_fd,), preexec_fn=_child_setup,
+                                                  start_new_session=True)
                 code = self.child.wait()
             finally:
                 if logfile:
                     out.close()
         if code == 0:
             return "finished"
-        return "interrupted" if code in (130, 143) else f"failed (exit {code})"
+        return "interrupted" if code in (130, 143) else f"failed (exit {code}; see {logfile})"
 
     def stop(self, timeout: float = 300.0) -> None:
-        """SIGTERM to the training, then wait for its checkpoint."""
-        child = self.child
+        """SIGTERM to the training, then wait for its checkpoint; a job not yet training will not start."""
+        with self._mutex:
+            self.stopped = True
+            child = self.child
         if child is None or child.poll() is not None:
             return
         child.send_signal(signal.SIGTERM)
@@ -287,9 +351,11 @@ class RunJob:
             child.kill()
 
     def checkpoint(self, *args: Any, **kwargs: Any):
+        """submitit's requeue hook, called on SLURM's signal SIGNAL_DELAY_S before the limit: the training gets
+        most of that time to write its checkpoint."""
         import submitit
 
-        self.stop()
+        self.stop(timeout=SIGNAL_DELAY_S * 0.75)
         return submitit.helpers.DelayedSubmission(RunJob(self.spec, self.threads, self.log_dir))
 
 
@@ -298,6 +364,19 @@ class RunJob:
 
 def _write_manifest(root: Path, doc: dict[str, Any]) -> None:
     atomic_write(root / MANIFEST, json.dumps(doc, indent=2) + "\n")
+
+
+def record_status(root: Path, name: str, status: str, **facts: Any) -> None:
+    """One run's status into sweep.json, read and written under a lock: jobs of one sweep (threads, processes,
+    SLURM jobs on other machines sharing the folder) each update their own entry."""
+    if not (root / MANIFEST).is_file():
+        return
+    with _file_lock(root / ".locks" / MANIFEST):
+        doc = read_manifest(root)
+        for r in doc["runs"]:
+            if r["name"] == name:
+                r.update({"status": status, **facts})
+        _write_manifest(root, doc)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -350,7 +429,7 @@ def run_sweep(configs: str | Sequence[str], grid: Sequence[str] | dict[str, Sequ
     configs = [configs] if isinstance(configs, (str, Path)) else [str(c) for c in configs]
     if not configs:
         raise GenlabError("a sweep needs at least one config.")
-    axes = [Axis(k, tuple(v)) for k, v in grid.items()] if isinstance(grid, dict) else [parse_axis(g) for g in grid]
+    axes = [make_axis(k, v) for k, v in grid.items()] if isinstance(grid, dict) else [parse_axis(g) for g in grid]
     seed_list = _seeds(seeds)
     if executor not in EXECUTORS:
         raise GenlabError(f"--executor must be one of {', '.join(EXECUTORS)} (got {executor!r}).")
@@ -361,26 +440,39 @@ def run_sweep(configs: str | Sequence[str], grid: Sequence[str] | dict[str, Sequ
     if previous is not None and [r["name"] for r in previous["runs"]] != [s.name for s in specs]:
         raise GenlabError(f"{root} holds a sweep of other runs ({len(previous['runs'])} runs, not these "
                           f"{len(specs)}); give this sweep another --name, or the same grid to continue it.")
+    planned = {s.name: _planned(s) for s in specs}  # also refuses run folders trained with other settings
     if dry_run:
         for s in specs:
-            print(f"{s.name}: {state_of(s)}  ({' '.join(s.overrides)})")
+            print(f"{s.name}: {planned[s.name]}  ({' '.join(s.overrides)})")
         return root
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    doc = {"format": MANIFEST_FORMAT, "genlab_version": __version__,
-           "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-           "configs": configs, "grid": {a.key: list(a.values) for a in axes}, "seeds": seed_list,
-           "overrides": list(overrides), "executor": executor,
-           "runs": [{**asdict(s), "overrides": list(s.overrides), "status": _planned(s)} for s in specs]}
-    _write_manifest(root, doc)
+    old = {r["name"]: r for r in (previous or {}).get("runs", [])}
+    with _file_lock(root / ".locks" / MANIFEST):
+        _write_manifest(root, {
+            "format": MANIFEST_FORMAT, "genlab_version": __version__,
+            "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+            "configs": configs, "grid": {a.key: list(a.values) for a in axes}, "seeds": seed_list,
+            "overrides": list(overrides), "executor": executor,
+            "runs": [{**asdict(s), "overrides": list(s.overrides), "status": planned[s.name],
+                      **({"job_id": old[s.name]["job_id"]} if "job_id" in old.get(s.name, {}) else {})}
+                     for s in specs]})
+    todo = [s for s in specs if planned[s.name] != "finished"]
+    for s in specs:
+        if s not in todo:
+            log.info("%s: finished before, skipped", s.name)
     if executor == "local":
-        statuses = _run_local(specs, jobs or default_jobs(), root, doc)
+        _run_local(todo, jobs or default_jobs(), root)
     else:
-        statuses = _run_submitit(specs, executor, slurm or Slurm(), root, doc)
-    failed = [s.name for s in specs if statuses.get(s.name, "").startswith(("failed", "interrupted"))]
+        _run_submitit(todo, executor, slurm or Slurm(), root, old)
+    if executor == "slurm":
+        return root
+    statuses = {r["name"]: r["status"] for r in read_manifest(root)["runs"]}
+    failed = [s.name for s in specs if statuses.get(s.name) != "finished"]
     if failed:
-        raise GenlabError(f"{len(failed)} of {len(specs)} runs of {root} did not finish: {', '.join(failed)}. "
-                          f"Their logs are in {root / 'logs'}; start the same sweep again to continue them.")
+        raise GenlabError(f"{len(failed)} of {len(specs)} runs of {root} did not finish: {', '.join(failed)} "
+                          f"({'; '.join(sorted({statuses.get(n, '?') for n in failed}))}). Their logs are in "
+                          f"{root / 'logs'}; start the same sweep again to continue them.")
     return root
 
 
@@ -401,46 +493,33 @@ def _seeds(seeds: int | Sequence[int] | None) -> list[int] | None:
     return out
 
 
-def _record(root: Path, doc: dict[str, Any], name: str, status: str, lock: threading.Lock) -> None:
-    with lock:
-        for r in doc["runs"]:
-            if r["name"] == name:
-                r["status"] = status
-        _write_manifest(root, doc)
-
-
-def _run_local(specs: list[RunSpec], jobs: int, root: Path, doc: dict[str, Any]) -> dict[str, str]:
+def _run_local(todo: list[RunSpec], jobs: int, root: Path) -> None:
     """`jobs` runs at a time; SIGINT or SIGTERM stops them all (each checkpoints) and stops the sweep."""
     if jobs < 1:
         raise GenlabError(f"--jobs must be at least 1 (got {jobs}).")
     threads = max(1, cpu_count() // jobs)
-    todo = [s for s in specs if state_of(s) != "done"]
-    statuses = {s.name: "finished" for s in specs if s not in todo}
-    for name in statuses:
-        log.info("%s: finished before, skipped", name)
-    lock, running, stopping, received = threading.Lock(), {}, threading.Event(), []
+    lock, running, received = threading.Lock(), {}, []
     pending = list(todo)
 
     def worker() -> None:
-        while not stopping.is_set():
+        while True:
             with lock:
-                if not pending:
+                if received or not pending:
                     return
                 spec = pending.pop(0)
-            job = RunJob(spec, threads, str(root / "logs"))
-            running[spec.name] = job
-            log.info("%s: %s", spec.name, state_of(spec))
-            status = job()
-            running.pop(spec.name, None)
-            statuses[spec.name] = status
+                job = running[spec.name] = RunJob(spec, threads, str(root / "logs"))
+            log.info("%s: %s", spec.name, _planned(spec))
+            status = job()  # records its status in sweep.json, failures included
             log.info("%s: %s", spec.name, status)
-            _record(root, doc, spec.name, status, lock)
+            with lock:
+                running.pop(spec.name, None)
 
     def stop(signum, frame) -> None:
-        received.append(signal.Signals(signum).name)
-        stopping.set()
-        for job in list(running.values()):
-            job.stop()
+        with lock:
+            received.append(signal.Signals(signum).name)
+            jobs_now = list(running.values())
+        for job in jobs_now:
+            threading.Thread(target=job.stop, daemon=True).start()  # in parallel: each waits for its checkpoint
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -453,29 +532,28 @@ def _run_local(specs: list[RunSpec], jobs: int, root: Path, doc: dict[str, Any])
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if stopping.is_set():
-        name = received[0]
-        raise SweepInterrupted(name, EXIT_CODES.get(name, 1), str(root))
-    return statuses
+    if received:
+        raise SweepInterrupted(received[0], EXIT_CODES.get(received[0], 1), str(root))
 
 
-def _run_submitit(specs: list[RunSpec], executor: str, slurm: Slurm, root: Path, doc: dict[str, Any]
-                  ) -> dict[str, str]:
+def _run_submitit(todo: list[RunSpec], executor: str, slurm: Slurm, root: Path, old: dict[str, dict]) -> None:
     try:
         import submitit
     except ImportError:
         raise GenlabError('--executor slurm and submitit-local need submitit: pip install "genlab[sweep]" '
                           '(or pip install submitit).') from None
-    todo = [s for s in specs if state_of(s) != "done"]
-    statuses = {s.name: "finished" for s in specs if s not in todo}
+    if executor == "slurm":
+        todo = [s for s in todo if not _queued(submitit, root, old.get(s.name, {}).get("job_id"), s.name)]
     if not todo:
-        return statuses
-    ex = submitit.AutoExecutor(folder=root / "submitit", cluster="local" if executor == "submitit-local" else "slurm")
+        return
+    cluster = "local" if executor == "submitit-local" else "slurm"
+    # a run longer than its time limit is requeued as often as it needs (submitit's default stops at 3)
+    ex = submitit.AutoExecutor(folder=root / "submitit", cluster=cluster, slurm_max_num_timeout=1000)
     params: dict[str, Any] = {"timeout_min": slurm.time_min, "name": root.name}
     if executor == "slurm":
         params.update({"slurm_partition": slurm.partition, "gpus_per_node": slurm.gpus_per_run,
                        "tasks_per_node": 1, "cpus_per_task": slurm.cpus_per_run or 4,
-                       "slurm_array_parallelism": slurm.array_parallelism, "slurm_signal_delay_s": 120,
+                       "slurm_array_parallelism": slurm.array_parallelism, "slurm_signal_delay_s": SIGNAL_DELAY_S,
                        **slurm.extra})
         params = {k: v for k, v in params.items() if v is not None}
     ex.update_parameters(**params)
@@ -488,16 +566,28 @@ def _run_submitit(specs: list[RunSpec], executor: str, slurm: Slurm, root: Path,
         jobs = [ex.submit(c) for c in calls]
     for spec, job in zip(todo, jobs):
         log.info("%s: submitted as job %s", spec.name, job.job_id)
+        record_status(root, spec.name, "submitted", job_id=str(job.job_id))
     if executor == "slurm":
         print(f"submitted {len(jobs)} jobs to SLURM ({', '.join(j.job_id for j in jobs[:5])}"
               f"{', ...' if len(jobs) > 5 else ''}); `genlab sweep` with the same arguments again shows what is "
               f"done and resubmits what is not; logs: {root / 'logs'}")
-        return statuses
+        return
     for spec, job in zip(todo, jobs):
         try:
-            status = job.result()
-        except Exception as exc:  # submitit re-raises the job's failure here
-            status = f"failed ({type(exc).__name__}: {str(exc)[:200]})"
-        statuses[spec.name] = status
-        _record(root, doc, spec.name, status, threading.Lock())
-    return statuses
+            job.result()  # the job recorded its own status
+        except Exception as exc:  # submitit re-raises a job that died outside RunJob's own handling
+            record_status(root, spec.name, f"failed ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _queued(submitit, root: Path, job_id: str | None, name: str) -> bool:
+    """A run whose SLURM job is still pending or running is not submitted again."""
+    if not job_id:
+        return False
+    try:
+        state = submitit.SlurmJob(folder=root / "submitit", job_id=job_id).state
+    except Exception:  # sacct unavailable or the job forgotten: submit again (the run lock keeps it single)
+        return False
+    if state in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"):
+        log.info("%s: job %s is %s; not submitted again", name, job_id, state)
+        return True
+    return False

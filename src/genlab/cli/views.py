@@ -23,7 +23,11 @@ def _figures(sub, name, text, flags) -> None:
 
 def _report(sub, name, text, flags) -> None:
     r = sub.add_parser(name, help=text, parents=[flags["debug"]])
-    r.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    r.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="run folders, or sweep folders (each stands for its runs)")
+    r.add_argument("--per-run", action="store_true",
+                   help="compare every run in its own column, even runs that differ only in the seed (default: "
+                        "such runs share a column of mean ± std over the seeds)")
     r.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE",
                    help="where to write the page (default: report.html)")
     r.add_argument("--strict", action="store_true",
@@ -73,7 +77,7 @@ def report(args) -> int:
     from genlab.reporting import write_report
     from genlab.sweeps import expand_run_dirs
 
-    path = write_report(args.run_dirs, args.output, strict=args.strict)
+    path = write_report(args.run_dirs, args.output, strict=args.strict, per_run=args.per_run)
     n = len(expand_run_dirs(args.run_dirs))
     print(f"report of {n} run folder{'s' if n > 1 else ''}: {path}")
     return 0
