@@ -83,10 +83,14 @@ def test_two_runs_give_one_self_contained_page(runs):
     assert "tiny_vae" in text and "tiny_cgan" in text
     assert len(page.ids) == len(set(page.ids)) and {"comparison", "metrics", "run-1", "run-2"} <= set(page.ids)
 
-    # One <img> per figure PNG of each run (epoch samples included), each the file's bytes as a data URI.
-    files = [p for run in runs for p in _pngs(run)]
-    assert len(files) == 8 + 3 + 2  # VAE: 8 figures (kl_per_dim too) + 3 epoch samples; cGAN: samples + loss curves
+    # One <img> per figure PNG of each run, each the file's bytes as a data URI; the per-epoch sample grids
+    # only in a run's own report (in a comparison they were most of its size).
+    files = [p for run in runs for p in _pngs(run) if p.parent.name != "epochs"]
+    assert len(files) == 8 + 2  # VAE: 8 figures (kl_per_dim too); cGAN: samples + loss curves
     assert len(page.imgs) == len(files)
+    assert "3 per-epoch sample grids: in this run's own report" in text
+    alone = _Page(build_report([runs[0]]))
+    assert len(alone.imgs) == len(_pngs(runs[0])) == 8 + 3
     embedded = []
     for img in page.imgs:
         assert img["src"].startswith(PNG_PREFIX)
@@ -204,7 +208,7 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
                     comparison_table: document.querySelector('#comparison table') !== null,
                     fetched: performance.getEntriesByType('resource').map(e => e.name),
                     height: document.documentElement.scrollHeight};""")
-        assert state["broken"] == [] and state["images"] == 13 and state["without_alt"] == 0
+        assert state["broken"] == [] and state["images"] == 10 and state["without_alt"] == 0
         assert state["metrics_table"] and state["metrics_rows"] >= 4 and state["comparison_table"]
         assert state["fetched"] == []  # self-contained: nothing requested beyond the file itself
         browser.set_window_size(1280, min(state["height"] + 100, 12000))  # the whole page in one screenshot

@@ -187,11 +187,14 @@ def _run_section(i: int, info: RunInfo, with_figures: bool) -> str:
         parts.append('<div class="figs">' + "".join(_figure(p, TITLES.get(s, s), info.label)
                                                     for s, p in info.figures.items()) + "</div>"
                      if info.figures else '<p class="missing">no figures (draw them with genlab figures)</p>')
-    if info.epoch_figures:
+    if info.epoch_figures and with_figures:
         figs = "".join(_figure(p, f"Samples after epoch {p.stem.rsplit('_', 1)[-1]}", info.label)
                        for p in info.epoch_figures)
         parts.append(f"<details><summary>Fixed-noise samples after each epoch ({len(info.epoch_figures)})</summary>"
                      f'<div class="figs">{figs}</div></details>')
+    elif info.epoch_figures:  # a comparison would carry every run's every epoch: most of its size, little use
+        parts.append(f'<p class="muted">{len(info.epoch_figures)} per-epoch sample grids: in this run\'s own '
+                     f"report (genlab report {_e(info.run.path)}).</p>")
     return "".join(parts) + "</section>"
 
 

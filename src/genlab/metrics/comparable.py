@@ -60,8 +60,18 @@ def _differs(field: str, what: str, per_run: dict[str, Any]) -> str | None:
     texts = {label: _text(v) for label, v in per_run.items()}
     if len(set(texts.values())) < 2:
         return None
-    shown = "; ".join(f"{_short(t)} in {label}" for label, t in texts.items())
+    by_value: dict[str, list[str]] = {}
+    for label, t in texts.items():
+        by_value.setdefault(t, []).append(label)
+    shown = "; ".join(f"{_short(t)} in {_who(labels)}" for t, labels in by_value.items())
     return f"{what} ({field}) differs: {shown}"
+
+
+def _who(labels: list[str]) -> str:
+    """Runs that agree on a value, named in full up to three (a sweep's sixteen runs stay one line)."""
+    if len(labels) <= 3:
+        return " and ".join([", ".join(labels[:-1]), labels[-1]]) if len(labels) > 1 else labels[0]
+    return f"{', '.join(labels[:2])} and {len(labels) - 2} more"
 
 
 def mismatches(entries: dict[str, Any]) -> list[str]:
