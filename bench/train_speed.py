@@ -58,14 +58,15 @@ ASSUMED_UTILISATION = 0.15
 DCGAN_JOB = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
-def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned") -> Loop:
+def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned",
+          precision: str = "auto") -> Loop:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
         "name": name, "model": model, "objective": objective,
         "data": {"name": "digits", "image_size": size, "grayscale": ch == 1, "hflip": True},
         "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
                   "checkpoint_every_steps": 10**9, "channels_last": channels_last,
-                  "allocator": allocator},
+                  "allocator": allocator, "precision": precision},
     })
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * steps, size, size, ch), dtype=np.uint8)

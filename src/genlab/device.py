@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import torch
 
@@ -23,6 +24,22 @@ def select_device(pref: str, cuda_available: bool | None = None, device_count: i
             raise GenlabError(f"train.device is {pref!r} but this machine has {count} CUDA device(s): "
                               f"cuda:0 to cuda:{count - 1}.")
     return device
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); elsewhere bf16 autocast is an
+    emulation slower than fp32. torch's own probes first, the kernel's CPU flags as the fallback."""
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None:
+            with contextlib.suppress(Exception):
+                if fn():
+                    return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def select_precision(pref: str, device: torch.device, bf16_supported: bool | None = None) -> str:

@@ -1,0 +1,42 @@
+"""Precision policy: what `train.precision: auto` picks on each device, and the CPU's native-bf16 probe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab import device as dev
+from genlab.errors import GenlabError
+
+
+def test_cuda_auto_is_bf16_where_supported_else_fp16():
+    cuda = torch.device("cuda")
+    assert dev.select_precision("auto", cuda, bf16_supported=True) == "bf16"
+    assert dev.select_precision("auto", cuda, bf16_supported=False) == "fp16"
+    assert dev.select_precision("fp32", cuda, bf16_supported=True) == "fp32"
+
+
+def test_cpu_choices_and_fp16_refused():
+    cpu = torch.device("cpu")
+    assert dev.select_precision("bf16", cpu) == "bf16" and dev.select_precision("fp32", cpu) == "fp32"
+    with pytest.raises(GenlabError, match="fp16 needs a CUDA device"):
+        dev.select_precision("fp16", cpu)
+
+
+def test_native_bf16_probe_falls_back_to_the_cpu_flags(monkeypatch, tmp_path):
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = dev.Path
+
+    def fake_path(p):
+        return cpuinfo if str(p) == "/proc/cpuinfo" else real_path(p)
+
+    monkeypatch.setattr(dev, "Path", fake_path)
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512f\n")
+    assert dev.cpu_bf16_native() is False
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    assert dev.cpu_bf16_native() is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    cpuinfo.write_text("flags\t\t: fpu\n")
+    assert dev.cpu_bf16_native() is True  # torch's own probe first
