@@ -58,7 +58,9 @@ def test_an_old_run_evaluates_to_the_score_that_version_stored(old, name, entry,
     res = evaluate_run(old[name], [metric], which=stored["checkpoint"], settings=EvalSettings(seed=stored["seed"]))
     # genlab 0.1 scored D in eval mode only; that figure is now the _eval_mode entry beside the default one
     now = entry + "_eval_mode" if metric == "discriminator" else entry
-    assert res[now][key] == pytest.approx(stored[key], rel=1e-5, abs=1e-7)
+    # 0.1 computed PSNR/SSIM in float64, this version in float32 (2e-7 apart: bench/psnr_ssim.py); the bound is
+    # the metrics' own verify tolerance, 1e-5 relative to max(1, |value|)
+    assert res[now][key] == pytest.approx(stored[key], rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.parametrize("name", RUNS)
