@@ -134,3 +134,15 @@ def test_dimension_ranking_by_mean_kl():
 
 def test_traversal_values_span_minus_three_to_three():
     assert traversal_values() == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_loss_curve_axes_keep_the_whole_run_readable():
+    """A term spanning decades gets a log axis; a term that crosses zero with a few huge early values gets a
+    range that leaves them off the panel; an ordinary term keeps matplotlib's own."""
+    from genlab.viz.curves import y_axis
+
+    assert y_axis([230_000.0, 40_000.0, 9_000.0, *[2_000.0 + i for i in range(50)]]) == ("log", None)
+    scale, limits = y_axis([5_000.0, -3.0, *[float(i % 7) - 3 for i in range(100)]])
+    assert scale == "linear" and limits is not None and limits[1] < 10 and limits[0] > -10
+    assert y_axis([1.0, 0.9, 0.8, 0.85, 0.7]) == ("linear", None)
+    assert y_axis([float("nan"), 1.0]) == ("linear", None)

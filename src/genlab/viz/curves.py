@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from genlab.history import FIXED, read_history  # noqa: E402
 from genlab.io import atomic_write
@@ -34,6 +35,25 @@ def _series(rows, scope: str, split: str, term: str) -> tuple[list[int], list[fl
     return xs, ys
 
 
+def y_axis(values: list[float]) -> tuple[str, tuple[float, float] | None]:
+    """How a panel shows a term over the whole run: a linear axis, or a log axis when the term is positive and
+    spans more than two decades (a reconstruction sum that starts at 230,000 and settles near 2,000 flattens
+    every later step on a linear axis), or a linear axis limited to the 2nd-98th percentile when a few early
+    values dwarf the rest of a term that is not positive (a ylim; the clipped points are off the panel)."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    if len(finite) < 3:
+        return "linear", None
+    lo, hi = finite[0], finite[-1]
+    if lo > 0 and hi / lo > 100:
+        return "log", None
+    p2, p98 = finite[int(0.02 * (len(finite) - 1))], finite[int(math.ceil(0.98 * (len(finite) - 1)))]
+    spread = p98 - p2
+    if spread > 0 and (hi - p98 > 3 * spread or p2 - lo > 3 * spread):
+        pad = 0.1 * spread
+        return "linear", (p2 - pad, p98 + pad)
+    return "linear", None
+
+
 def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
     """One panel per logged term: train per step (thin), train and validation per epoch (markers)."""
     rows = read_history(history)
@@ -43,6 +63,7 @@ def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
     for ax, term in zip(axes.flat, terms):
         xs, ys = _series(rows, "step", "train", term)
+        every = [float(r[term]) for r in rows if r.get(term) not in (None, "")]
         if xs:
             ax.plot(xs, ys, lw=0.6, alpha=0.45, color="tab:blue", label="train (per step)")
         for scope, split, style, label in (("epoch", "train", "o-", "train (epoch mean)"),
@@ -52,7 +73,17 @@ def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
             if xs:
                 ax.plot(xs, ys, style, ms=3.5, lw=1.2, label=label,
                         color="tab:blue" if split == "train" else "tab:orange")
-        ax.set_title(LABELS.get(term, term), fontsize=10)
+        scale, limits = y_axis(every)
+        panel = LABELS.get(term, term)
+        if scale == "log":
+            ax.set_yscale("log")
+            panel += " (log scale)"
+        elif limits is not None:
+            ax.set_ylim(*limits)
+            panel += " (2nd-98th percentile; early outliers off the panel)"
+        if every and all(float(v).is_integer() for v in every):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts (active units) get whole ticks
+        ax.set_title(panel, fontsize=10)
         ax.set_xlabel("training step")
         ax.set_ylabel(term)
         ax.grid(alpha=0.3)
