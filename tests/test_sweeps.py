@@ -32,8 +32,11 @@ def tiny_yaml(tmp_path_factory) -> Path:
 
 
 def _steps(run: Path) -> list[int]:
+    """Train step rows; a last line a running training is still writing is left out (it has no split yet, or a
+    cut-off step), so polling a live run cannot fail on it; a finished run has no such line."""
     with (run / "history.csv").open(newline="") as f:
-        return [int(r["step"]) for r in csv.DictReader(f) if r["scope"] == "step" and r["split"] == "train"]
+        return [int(r["step"]) for r in csv.DictReader(f)
+                if r["scope"] == "step" and r["split"] == "train" and (r["step"] or "").isdigit()]
 
 
 def _cli(*args: str) -> list[str]:

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from genlab import __version__
-from genlab.engine.signals import EXIT_CODES
+from genlab.engine.signals import EXIT_CODES, SUPERVISED_ENV
 from genlab.errors import GenlabError, SweepInterrupted
 from genlab.io import atomic_write
 
@@ -316,7 +316,8 @@ class RunJob:
             cmd = train_command(self.spec, self.threads)  # decided under the lock: an earlier job may just have ended
             if cmd is None:
                 return "finished"
-            env = {**os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {})}
+            env = {**os.environ, SUPERVISED_ENV: "1",  # this job stops it, and escalates to SIGKILL itself
+                   **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {})}
             logfile = Path(self.log_dir) / f"{self.spec.name}.log" if self.log_dir else None
             if logfile:
                 logfile.parent.mkdir(parents=True, exist_ok=True)
@@ -508,7 +509,7 @@ def _run_local(todo: list[RunSpec], jobs: int, root: Path) -> None:
                     return
                 spec = pending.pop(0)
                 job = running[spec.name] = RunJob(spec, threads, str(root / "logs"))
-            log.info("%s: %s", spec.name, _planned(spec))
+            log.info("%s: starting", spec.name)  # its state is decided under the run lock, in the job
             status = job()  # records its status in sweep.json, failures included
             log.info("%s: %s", spec.name, status)
             with lock:

@@ -28,7 +28,7 @@ from genlab.device import autocast, grad_scaler, select_precision
 from genlab.engine.evaluation import evaluate
 from genlab.engine.hook import Hook, StepRecord
 from genlab.engine.loaders import make_loaders, make_val_loader, uses_channels_last
-from genlab.engine.signals import EXIT_CODES, Signals
+from genlab.engine.signals import EXIT_CODES, Signals, supervised
 from genlab.engine.state import Progress, capture, data_shape, restore_into
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
 from genlab.objectives import default_best_metric
@@ -125,7 +125,7 @@ class Loop:
         self.objective.model.train()
         every = self.cfg.train.eval_every_steps
         try:
-            with Signals(repeat_aborts=self.world_size == 1) as sig:
+            with Signals(repeat_aborts=self.world_size == 1 and not supervised()) as sig:
                 while p.step < self.total_steps or self._epoch_end_pending():
                     t0 = time.perf_counter()
                     for batch in self.train_loader.batches(p.epoch, p.batch):

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+# Set by a supervisor that stops this process itself (genlab sweep): a repeated signal is then not "now",
+# since the supervisor escalates to SIGKILL on its own, and the kernel may deliver one stop twice.
+SUPERVISED_ENV = "GENLAB_SUPERVISED"
+
+
+def supervised() -> bool:
+    return os.environ.get(SUPERVISED_ENV) == "1"
 
 
 class Signals:
