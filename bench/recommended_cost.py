@@ -5,13 +5,15 @@ machine while the wall times of runs made hours apart under other loads do not. 
 this builds both configs' real training loops (model, objective, optimiser, batch size, layout) on synthetic
 uint8 data of the experiment's shape, times them in alternating blocks of steps, and prints
 
-  original s/img, recommended s/img, their ratio, each config's epochs, and
-  wall-time ratio = (recommended epochs x recommended s/img) / (original epochs x original s/img)
+  original s/img, recommended s/img, their ratio, the epoch-end work of each per training image (the
+  validation pass on a set a third the size of the training set, as a 75/25 split gives, with every
+  hook the run has: latent usage, a fitted prior, history, best checkpoint), each config's epochs, and
+  wall-time ratio = (recommended epochs x (s/img + end s/img)) / (original epochs x (s/img + end s/img))
 
 which is the recommended run's training time as a share of the original-settings run's on the same data (the
 epoch sizes are equal). Below 1 means the recommended config needs less time than the original's.
 
-    python bench/recommended_cost.py            # every experiment (about 3 minutes on 2 cores)
+    python bench/recommended_cost.py            # every experiment (about 5 minutes on 2 cores)
     python bench/recommended_cost.py dae        # one
 """
 
@@ -36,6 +38,7 @@ PAIRS = {
     "dae": ("dae_fashion_mnist", "dae_fashion_mnist_recommended", 1, 10),
     "cgan": ("cgan_mnist", "cgan_mnist_recommended", 1, 10),
     "dcgan": ("dcgan_anime64", "dcgan_anime64_recommended", 3, 0),
+    "resvae": ("resvae_celeba128", "resvae_celeba128_recommended", 3, 0),
 }
 BLOCKS, STEPS, WARMUP = 3, 6, 2
 
@@ -55,8 +58,9 @@ def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Loop:
     labels = rng.integers(0, max(classes, 1), n) if classes else None
     names = [str(i) for i in range(classes)] if classes else []
     norm = Normalizer(cfg.data.normalize, channels)
-    data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:batch], None if labels is None
-                      else labels[:batch], names), channels, size, norm)
+    n_val = n // 3
+    data = DataBundle(ImageSet(images, labels, names), ImageSet(images[:n_val], None if labels is None
+                      else labels[:n_val], names), channels, size, norm)
     from genlab.training import loop_for
 
     torch.manual_seed(0)
@@ -65,7 +69,7 @@ def trainer_for(cfg: RunConfig, channels: int, classes: int, tmp: Path) -> Loop:
 
 
 def seconds_per_image(trainers: list[Loop]) -> list[float]:
-    """Alternating blocks, so a load change on the machine hits both configs alike."""
+    """Training seconds per image, in alternating blocks, so a load change on the machine hits both alike."""
     for t in trainers:
         t.fit(stop_after_steps=WARMUP)
     spent, images = [0.0] * len(trainers), [0] * len(trainers)
@@ -78,21 +82,36 @@ def seconds_per_image(trainers: list[Loop]) -> list[float]:
     return [s / n for s, n in zip(spent, images)]
 
 
+def epoch_end_seconds_per_image(trainers: list[Loop], repeats: int = 2) -> list[float]:
+    """One end-of-epoch evaluation with every hook, per training image of the epoch, alternating too."""
+    spent = [0.0] * len(trainers)
+    for _ in range(repeats):
+        for i, t in enumerate(trainers):
+            start = time.perf_counter()
+            t._evaluate("epoch")
+            spent[i] += time.perf_counter() - start
+    return [s / (repeats * t.train_loader.num_images) for s, t in zip(spent, trainers)]
+
+
 def main(argv: list[str]) -> None:
     names = argv or list(PAIRS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {BLOCKS} alternating blocks of "
           f"{STEPS} steps per config after {WARMUP} warm-up steps\n")
-    head = (f"{'experiment':14s} {'orig ms/img':>11s} {'rec ms/img':>10s} {'per-image':>9s} {'orig ep':>7s} "
-            f"{'rec ep':>6s} {'wall-time ratio':>15s}")
+    head = (f"{'experiment':14s} {'orig ms/img':>11s} {'rec ms/img':>10s} {'per-image':>9s} {'orig end':>8s} "
+            f"{'rec end':>7s} {'orig ep':>7s} {'rec ep':>6s} {'wall-time ratio':>15s}")
     print(head + "\n" + "-" * len(head))
     for name in names:
         seed_name, rec_name, ch, classes = PAIRS[name]
         seed_cfg, rec_cfg = load(seed_name), load(rec_name)
         with tempfile.TemporaryDirectory() as tmp:
-            s, r = seconds_per_image([trainer_for(seed_cfg, ch, classes, Path(tmp) / "seed"),
-                                      trainer_for(rec_cfg, ch, classes, Path(tmp) / "rec")])
+            trainers = [trainer_for(seed_cfg, ch, classes, Path(tmp) / "seed"),
+                        trainer_for(rec_cfg, ch, classes, Path(tmp) / "rec")]
+            s, r = seconds_per_image(trainers)
+            s_end, r_end = epoch_end_seconds_per_image(trainers)
         es, er = seed_cfg.train.epochs, rec_cfg.train.epochs
-        print(f"{name:14s} {1e3 * s:11.3f} {1e3 * r:10.3f} {r / s:8.2f}x {es:7d} {er:6d} {er * r / (es * s):14.2f}x")
+        ratio = er * (r + r_end) / (es * (s + s_end))
+        print(f"{name:14s} {1e3 * s:11.3f} {1e3 * r:10.3f} {r / s:8.2f}x {1e3 * s_end:8.3f} {1e3 * r_end:7.3f} "
+              f"{es:7d} {er:6d} {ratio:14.2f}x")
 
 
 if __name__ == "__main__":

@@ -357,7 +357,7 @@ def test_unknown_model_argument_suggests_the_closest():
     assert _build_error("vae", {"latent_dims": 3}) == (
         "model 'vae' has no argument 'latent_dims'; did you mean 'latent_dim'? Valid arguments: "
         "hidden_dims=(32, 64, 128), latent_dim=32, batch_norm=True, activation='leaky_relu', "
-        "output_activation='tanh'.")
+        "output_activation='tanh', prior='standard_normal', prior_components=10.")
     assert _build_error("ae", {"dropout": 0.1}) == (
         "model 'ae' has no argument 'dropout'. Valid arguments: hidden_dims=(32, 64, 128), latent_dim=128, "
         "batch_norm=False, activation='relu', output_activation='tanh'.")

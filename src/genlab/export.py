@@ -8,6 +8,7 @@
     README.md            the model card: model, data, training, every stored score with its protocol, the
                          config, and how to load each file above without genlab (see genlab.model_card)
     samples.png          the run's sample figure, when it has one (shown in the card)
+    prior.npz            a fitted ex-post prior's mixture (weights, means, scale_tril), when the model has one
 
 Every graph speaks images in [0, 1] (N, C, H, W, float32), not genlab's normalised range: the decoder
 and generator de-normalise and clamp their output, and the encoder normalises its input, so a
@@ -58,6 +59,7 @@ MANIFEST = "model.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 FIGURE = "samples.png"
+PRIOR = "prior.npz"
 MANIFEST_FORMAT_VERSION = 1
 # Example batch for tracing and torch.export: not 1, which torch.export would specialise as a constant,
 # and not a size the tests use, so a batch size baked into a graph shows up as a failure.
@@ -166,6 +168,10 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     if "safetensors" in chosen:
         written.append(_export_safetensors(model, loaded.cfg.model.name, out))
 
+    prior_file = _export_prior(model, out)
+    if prior_file is not None:
+        written.append(prior_file)
+
     figure = _copy_figure(loaded.run.figures / FIGURE, out)
     if figure is not None:
         written.append(figure)
@@ -217,8 +223,12 @@ def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: 
     latent_dim = int(model.latent_dim)
     channels, height, width = (int(s) for s in model.image_shape)
     z = torch.randn(TRACE_BATCH, latent_dim, generator=gen)
+    from genlab.models.latent import prior_description
+
+    drawn = prior_description(model)
     z_spec = {"name": "z", "dtype": "float32", "shape": ["batch", latent_dim],
-              "description": "latent code; training used the standard-normal prior N(0, I)"}
+              "description": "latent code; training used the standard-normal prior N(0, I)"
+                             + ("" if drawn == "N(0, I)" else f"; genlab samples from {drawn}, in {PRIOR}")}
     image_spec = {"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width], "range": [0, 1],
                   "description": "images in [0, 1], channels first (genlab's normalisation already undone)"}
     if not caps.has_encoder:
@@ -287,6 +297,25 @@ def _export_safetensors(model: nn.Module, name: str, out: Path) -> Path:
     return path
 
 
+def _export_prior(model: nn.Module, out: Path) -> Path | None:
+    """A fitted ex-post mixture (genlab.models.priors) as plain arrays, so a consumer of decoder.pt draws codes
+    from what genlab samples from: k ~ Categorical(weights), z = means[k] + scale_tril[k] @ N(0, I)."""
+    import numpy as np
+
+    prior = getattr(model, "prior", None)
+    if prior is None or not bool(getattr(prior, "fitted", False)):
+        return None
+    path = out / PRIOR
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, weights=prior.weights.double().numpy(), means=prior.means.double().numpy(),
+                     scale_tril=prior.scale_tril.double().numpy())
+
+    atomic_write(path, write)
+    return path
+
+
 def _copy_figure(source: Path, out: Path) -> Path | None:
     """The run's sample figure beside the card that shows it, so the export folder stands on its own."""
     if not source.is_file():
@@ -317,6 +346,7 @@ def _file_entry(path: Path) -> dict[str, Any]:
 def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
               written: list[Path], which: str, parameters: dict[str, Any]) -> dict[str, Any]:
     from genlab.metrics.provenance import generator_weights
+    from genlab.models.latent import prior_description
 
     cfg, caps, normalizer = loaded.cfg, loaded.caps, loaded.normalizer
     # "gan" / "vae" / "autoencoder": what a consumer of model.json needs to know about the graphs
@@ -339,6 +369,7 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
             "kwargs": cfg.model.kwargs(),
             "family": family,
             "latent_dim": int(model.latent_dim),
+            "prior": prior_description(model),
             "conditional": caps.conditional,
             "num_classes": caps.num_classes,
             "parameters": parameters,

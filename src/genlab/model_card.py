@@ -70,7 +70,7 @@ def _model(manifest: dict[str, Any]) -> str:
     m = manifest["model"]
     rows = [("registered model", f"`{m['name']}`" + (f": {m['summary']}" if m.get("summary") else "")),
             ("family", f"{m['family']}: {FAMILIES.get(m['family'], m['family'])}"),
-            ("latent size", f"{m['latent_dim']} (z ~ N(0, I))" if m.get("latent_dim") else "none")]
+            ("latent size", f"{m['latent_dim']} (z ~ {m.get('prior', 'N(0, I)')})" if m.get("latent_dim") else "none")]
     if m.get("conditional"):
         rows.append(("conditional", f"yes: {m['num_classes']} classes, labels 0..{m['num_classes'] - 1}"))
     else:

@@ -26,6 +26,7 @@ from genlab import __version__
 from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
 from genlab.io import atomic_write, sha256_of
+from genlab.models.latent import draw_codes, prior_phrase
 from genlab.run import TrainedModel
 
 MANIFEST = "manifest.json"
@@ -103,7 +104,7 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     chunks = []
     with generator_weights(model, live) as weights:
         if flat:
-            z = torch.randn(n, int(model.latent_dim), generator=gen)
+            z = draw_codes(model, n, gen)
             for start in range(0, n, batch_size):
                 zb = z[start:start + batch_size].to(device)
                 if caps.family == "gan":
@@ -116,7 +117,8 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
                 g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
                 chunks.append(model.sample(min(batch_size, n - start), generator=g))
     images = torch.cat([trained.normalizer.to_unit(c.float()).cpu() for c in chunks])
-    return Drawn(images, per_image, "prior N(0, I)" if flat else f"the model's {caps.latent.prior} prior", weights)
+    source = prior_phrase(model) if flat else f"the model's {caps.latent.prior} prior"
+    return Drawn(images, per_image, source, weights)
 
 
 def require_encoder(trained: TrainedModel) -> None:

@@ -15,7 +15,7 @@ import torch
 from genlab.data.loader import to_uint8
 from genlab.data.registry import describe_split
 from genlab.metrics.metric import Score
-from genlab.models.latent import decode_prior_samples
+from genlab.models.latent import decode_prior_samples, prior_description
 
 log = logging.getLogger("genlab.eval")
 
@@ -131,8 +131,8 @@ def distribution_scores(ctx: Context, extractor: Any, *, fd_name: str = "fd") ->
                     f"{PAPER_FID_SAMPLES:,}", len(fake))
     protocol = {"n_real": len(real), "n_fake": len(fake), "extractor": extractor.identity(),
                 "reference_split": ctx.reference_split(), "pr_k": ctx.s.pr_k, "comparability": comparable,
-                "generated": "codes drawn from N(0, I) at once on the CPU with the seed below, decoded, quantised "
-                             "to uint8 as if saved to PNG"
+                "generated": f"codes drawn from {prior_description(ctx.model)} at once on the CPU with the seed "
+                             "below, decoded, quantised to uint8 as if saved to PNG"
                              + ("; labels of the reference images" if ctx.caps.conditional else ""),
                 "kid_subsets": ctx.s.kid_subsets, "kid_subset_size": subset}
     return Score(values, protocol)

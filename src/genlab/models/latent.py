@@ -22,10 +22,32 @@ class Posterior:
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 
-def prior_sample(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n codes from the standard-normal prior N(0, I), on the model's device."""
+def draw_codes(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n codes from the model's prior (N(0, I) unless it has a fitted one: `genlab.models.priors`), drawn where
+    the generator lives, else on the model's device."""
     device = next(model.parameters()).device
-    return torch.randn(n, model.latent_dim, generator=generator, device=device)
+    prior = getattr(model, "prior", None)
+    if prior is None:
+        return torch.randn(n, model.latent_dim, generator=generator,
+                           device=generator.device if generator is not None else device)
+    return prior.sample(n, generator, device)
+
+
+def prior_description(model: nn.Module, short: bool = False) -> str:
+    """What the codes of samples are drawn from, for protocols (in full) and figure captions (short)."""
+    prior = getattr(model, "prior", None)
+    return "N(0, I)" if prior is None else prior.describe(short)
+
+
+def prior_phrase(model: nn.Module) -> str:
+    """'the prior N(0, I)' or the fitted prior's short description, to follow 'samples from'."""
+    short = prior_description(model, short=True)
+    return "the prior N(0, I)" if short == "N(0, I)" else short
+
+
+def prior_sample(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n codes from the model's prior, on the model's device."""
+    return draw_codes(model, n, generator).to(next(model.parameters()).device)
 
 
 @torch.no_grad()
@@ -33,7 +55,7 @@ def decode_prior_samples(model: nn.Module, n: int, seed: int, batch_size: int,
                          labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """n samples from the prior, decoded batch by batch. All codes are drawn first, on the CPU, from one
     seeded generator, so the samples depend on the seed alone, not on the batch size or the device."""
-    codes = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    codes = draw_codes(model, n, torch.Generator().manual_seed(seed))
     device = next(model.parameters()).device
     for start in range(0, n, batch_size):
         z = codes[start:start + batch_size].to(device)

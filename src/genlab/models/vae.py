@@ -10,6 +10,7 @@ from torch import nn
 from genlab.models import blocks
 from genlab.models.blocks import ConvDecoder, ConvEncoder, ResidualBlock, down_sizes
 from genlab.models.latent import Posterior, prior_sample
+from genlab.models.priors import PriorName, build_prior
 from genlab.models.registry import LatentSpec, ModelEntry
 
 
@@ -18,10 +19,12 @@ class VAE(nn.Module):
 
     def __init__(self, *, image_size: int, channels: int,
                  hidden_dims: tuple[int, ...] = (32, 64, 128, 256, 512), latent_dim: int = 128,
-                 batch_norm: bool = True, activation: str = "leaky_relu", output_activation: str = "tanh"):
+                 batch_norm: bool = True, activation: str = "leaky_relu", output_activation: str = "tanh",
+                 prior: PriorName = "standard_normal", prior_components: int = 10):
         super().__init__()
         hidden_dims = tuple(hidden_dims)
         self.latent_dim = latent_dim
+        self.prior = build_prior(prior, latent_dim, prior_components)
         self.image_shape = (channels, image_size, image_size)
         self.encoder = ConvEncoder(channels, image_size, hidden_dims, batch_norm, activation, "vae")
         self.fc_mu = nn.Linear(self.encoder.out_features, latent_dim)
@@ -55,10 +58,12 @@ class ResVAE(nn.Module):
 
     def __init__(self, *, image_size: int, channels: int,
                  hidden_dims: tuple[int, ...] = (32, 64, 128, 256, 512), latent_dim: int = 128,
-                 blocks_per_stage: int = 1, activation: str = "leaky_relu", output_activation: str = "tanh"):
+                 blocks_per_stage: int = 1, activation: str = "leaky_relu", output_activation: str = "tanh",
+                 prior: PriorName = "standard_normal", prior_components: int = 10):
         super().__init__()
         hidden_dims = tuple(hidden_dims)
         self.latent_dim = latent_dim
+        self.prior = build_prior(prior, latent_dim, prior_components)
         self.image_shape = (channels, image_size, image_size)
         sizes = down_sizes(image_size, len(hidden_dims), "res_vae")
         act = activation
@@ -99,7 +104,7 @@ class ResVAE(nn.Module):
         return self.decode(prior_sample(self, n, generator))
 
 
-_SIZES = ("hidden_dims", "latent_dim")
+_SIZES = ("hidden_dims", "latent_dim", "prior_components")
 # The β-VAE experiment's network (PyTorch-VAE's BetaVAE): 32-64-128-256-512 conv blocks, latent 128.
 BETA_VAE = {"hidden_dims": (32, 64, 128, 256, 512), "latent_dim": 128}
 SMALL_VAE = {"hidden_dims": (32, 64, 128), "latent_dim": 32}

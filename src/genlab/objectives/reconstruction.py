@@ -20,6 +20,7 @@ from genlab.data import Batch, Normalizer
 from genlab.data.registry import channels_of
 from genlab.errors import GenlabError
 from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
+from genlab.objectives.code_prior import CodePriorFit, fittable_prior
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.latent_monitor import LatentUsageMonitor
 from genlab.objectives.optim import Stepper, build_optimizer
@@ -87,7 +88,7 @@ def ramp_steps(cfg: ReconstructionConfig, plan: Plan) -> int:
 
 class Reconstruction(Objective):
     def __init__(self, model: nn.Module, cfg: ReconstructionConfig, optim: OptimConfig, normalizer: Normalizer,
-                 plan: Plan | None = None, monitor: Hook | None = None):
+                 plan: Plan | None = None, monitor: Hook | None = None, prior_fit: Hook | None = None):
         if cfg.recon_loss == "bce" and normalizer.kind != "zero_one":
             raise GenlabError(f"objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one "
                               f"(now {normalizer.kind!r}) and model.output_activation: sigmoid.")
@@ -101,7 +102,9 @@ class Reconstruction(Objective):
             plan = Plan(1, 1)
         self.warmup = warmup_steps(cfg, plan)
         self.capacity_steps = capacity_steps(cfg, plan)
-        self._hooks = [monitor] if monitor is not None else []
+        # Objective hooks run before the loop's best-checkpoint hook: the best checkpoint holds a prior
+        # fitted to its own encoder.
+        self._hooks = [h for h in (prior_fit, monitor) if h is not None]
 
     def hooks(self) -> list[Hook]:
         return list(self._hooks)
@@ -151,7 +154,8 @@ class Reconstruction(Objective):
 def build(ctx: BuildContext) -> Reconstruction:
     cfg = ctx.cfg.objective
     monitor = LatentUsageMonitor(ctx.cfg, ramp_steps(cfg, ctx.plan)) if ctx.caps.variational else None
-    return Reconstruction(ctx.model, cfg, ctx.cfg.optim, ctx.normalizer, ctx.plan, monitor)
+    prior_fit = CodePriorFit(ctx.cfg.train.seed) if fittable_prior(ctx.model) is not None else None
+    return Reconstruction(ctx.model, cfg, ctx.cfg.optim, ctx.normalizer, ctx.plan, monitor, prior_fit)
 
 
 # ---------------------------------------------------------------- settings checked together

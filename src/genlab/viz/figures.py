@@ -9,6 +9,7 @@ from torch import nn
 
 from genlab.data import Normalizer
 from genlab.losses import add_gaussian_noise
+from genlab.models.latent import prior_phrase
 from genlab.viz.grids import save_grid, save_rows
 
 
@@ -61,4 +62,4 @@ def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int =
         rows = [(names[c], samples[c * per_row:(c + 1) * per_row]) for c in range(shown)]
         more = f" (first {shown} of {classes} classes)" if shown < classes else ""
         return save_rows(rows, path, title or f"Samples per class{more}, fixed noise (seed {seed})")
-    return save_grid(samples, path, title or f"Samples from the prior N(0, I), seed {seed}")
+    return save_grid(samples, path, title or f"Samples from {prior_phrase(model)}, seed {seed}")
