@@ -394,7 +394,7 @@ def test_the_stated_minimum_size_builds_and_round_trips():
 def test_bad_argument_value_is_a_genlab_error():
     assert _build_error("vae", {"activation": "swish"}) == (
         "cannot build model 'vae' at 32x32x1 with {'activation': 'swish'}: activation must be one of "
-        "['leaky_relu', 'relu', 'silu'] (got 'swish').")
+        "['leaky_relu', 'relu', 'silu', 'tanh'] (got 'swish').")
 
 
 def test_a_bundled_name_resolves_to_the_packaged_file(tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
     """strict (default: when metrics are named): a metric that cannot run is an error, not a skip.
     Returns each entry as stored in metrics.json (values and protocol, without the checkpoint fields)."""
     s = settings or EvalSettings()
-    chosen = get_metrics(metrics if metrics is not None else list(METRICS))
+    chosen = get_metrics(metrics if metrics is not None else [n for n, m in METRICS.items() if m.by_default])
     ctx = Context(loaded, s, select_device(device))
     explicit = metrics is not None if strict is None else strict
     results: dict[str, dict[str, Any]] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -15,18 +17,40 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse",
     al. 2017 is defined. reduction "mean": averaged over every pixel (PyTorch-VAE, the β-VAE experiment): β
     then weighs the KL against a per-pixel error, 1/(C*H*W) times smaller.
     """
-    if kind == "mse":
-        per = F.mse_loss(x_hat.float(), x.float(), reduction="none")
-    elif kind == "bce":  # CUDA autocast refuses binary_cross_entropy: compute it in fp32 outside autocast
-        with torch.autocast(x.device.type, enabled=False):
-            per = F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float(), reduction="none")
-    else:
-        raise ValueError(f"unknown reconstruction loss {kind!r}")
     if reduction == "mean":
-        return per.mean()
+        return _per_pixel(x_hat, x, kind).mean()
     if reduction == "sum":
-        return per.flatten(1).sum(1).mean()
+        return reconstruction_per_image(x_hat, x, kind).mean()
     raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def reconstruction_per_image(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """(B,) the error summed over each image's pixels: the likelihood of the decoder up to its constant."""
+    return _per_pixel(x_hat, x, kind).flatten(1).sum(1)
+
+
+def _per_pixel(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return F.mse_loss(x_hat.float(), x.float(), reduction="none")
+    if kind == "bce":  # CUDA autocast refuses binary_cross_entropy: compute it in fp32 outside autocast
+        # The clamp makes the decoder a Bernoulli whose probabilities stay within [1e-6, 1 - 1e-6]: still a
+        # normalised likelihood, so the importance-sampled log-likelihood of genlab.metrics.likelihood is the
+        # exact bound of the model that was trained.
+        with torch.autocast(x.device.type, enabled=False):
+            return F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float(), reduction="none")
+    raise ValueError(f"unknown reconstruction loss {kind!r}")
+
+
+def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor | None = None, logvar: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+    """log N(z; mean, diag(exp(logvar))) summed over the last dimension; N(0, I) when mean and logvar are None."""
+    z = z.float()
+    if mean is None:
+        sq, logvar_sum = z.pow(2), 0.0
+    else:
+        sq = (z - mean.float()).pow(2) / logvar.float().exp()
+        logvar_sum = logvar.float().sum(-1)
+    return -0.5 * (sq.sum(-1) + logvar_sum + z.shape[-1] * math.log(2 * math.pi))
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,9 @@ class DataConfig(Section):
     center_crop: int | None = Field(None, ge=8)
     random_crops: RandomCrops | None = None
     hflip: bool = False
+    binarize: Literal["dynamic", "static"] | None = Field(
+        None, description="Bernoulli draw of each pixel, as likelihood papers use MNIST: dynamic (training images "
+        "drawn afresh every epoch) or static (drawn once); validation images are drawn once either way")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     split_seed: int = 0
     # Sources with an official test split (mnist, fashion_mnist; celeba's list_eval_partition.txt): validate

@@ -32,7 +32,7 @@ RUNS = {  # one per family and kind of latent, with held-out sets large enough f
 }
 SETTINGS = EvalSettings(samples=140, kid_subset_size=20, kid_subsets=5, class_samples=5, disentanglement={
     "mig": {"n": 400}, "factor_vae": {"n_train": 10, "n_eval": 6, "batch": 8, "n_variance": 100},
-    "dci": {"n_train": 40, "n_test": 20}}, cas_recipe={"min_steps": 20})
+    "dci": {"n_train": 40, "n_test": 20}}, cas_recipe={"min_steps": 20}, nll_samples=6)
 
 
 @pytest.fixture(scope="module")

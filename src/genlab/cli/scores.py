@@ -20,11 +20,12 @@ def _eval_parser(sub, name, text, flags) -> None:
     from genlab.metrics.registry import METRICS
 
     listed = "; ".join(f"{m.name}: {m.summary}" for m in METRICS.values())
+    on_request = ", ".join(m.name for m in METRICS.values() if not m.by_default)
     e = sub.add_parser(name, help=text, parents=[flags["debug"], flags["checkpoint"]])
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--metrics", nargs="+", metavar="NAME",
                    help=f"some of the registered metrics ({listed}); default: every one that applies and can "
-                        f"run here")
+                        f"run here, except those run only when named ({on_request})")
     e.add_argument("--samples", type=int, default=2400, metavar="N",
                    help="generated and held-out real images for distribution scores (default 2400, the β-VAE "
                         "experiment's count)")
@@ -32,6 +33,11 @@ def _eval_parser(sub, name, text, flags) -> None:
     e.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per KID subset (1000)")
     e.add_argument("--class-samples", type=int, default=1000, metavar="N",
                    help="generated images per class for class accuracy (1000)")
+    e.add_argument("--nll-samples", type=int, default=1000, metavar="K",
+                   help="importance samples per image for nll (1000; Burda et al. 2016 report 5000); the cost is "
+                        "K decodes per held-out image")
+    e.add_argument("--nll-images", type=int, metavar="N",
+                   help="estimate nll on N held-out images drawn with --seed (default: all of them)")
     e.add_argument("--seed", type=int, default=0, help="seed of the drawn reference images and samples (0)")
     e.add_argument("--dlib-counts", action="store_true",
                    help="disentanglement_lib's sample counts for FactorVAE (10000/5000 votes) and DCI (10000/5000); "
@@ -69,7 +75,8 @@ def evaluate(args) -> int:
     if args.verify:
         return verify(args)
     for flag, value, low in (("--samples", args.samples, 2), ("--kid-subset-size", args.kid_subset_size, 2),
-                             ("--class-samples", args.class_samples, 1)):
+                             ("--class-samples", args.class_samples, 1), ("--nll-samples", args.nll_samples, 1),
+                             ("--nll-images", args.nll_images or 1, 1)):
         if value < low:
             raise GenlabError(f"{flag} must be at least {low}; got {value}.")
     counts = {}
@@ -78,7 +85,8 @@ def evaluate(args) -> int:
 
         counts = {"factor_vae": dict(DLIB_FACTOR_VAE), "dci": dict(DLIB_DCI)}
     settings = EvalSettings(samples=args.samples, kid_subset_size=args.kid_subset_size, seed=args.seed,
-                            images=args.images, class_samples=args.class_samples, disentanglement=counts)
+                            images=args.images, class_samples=args.class_samples, disentanglement=counts,
+                            nll_samples=args.nll_samples, nll_images=args.nll_images)
     results = evaluate_run(args.run_dir, args.metrics, which=args.checkpoint, settings=settings, device=args.device)
     if not results:
         print(f"no metric applies to {args.run_dir}; see `genlab eval --help`.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genlab.data import binarize
 from genlab.data.arrays import ImageSet
 from genlab.data.loader import Batch, BatchLoader, Normalizer
 from genlab.data.registry import SOURCES, channels_of, get_source
@@ -40,6 +41,7 @@ def load_data(cfg: DataConfig) -> DataBundle:
                           f"that have one: {with_split}); remove it to hold out data.val_fraction of the images.")
     ch = channels_of(cfg)
     train, val = load_cached(cfg, source, ch)
+    binarize.apply(cfg.binarize, train, val, cfg.split_seed)
     if not cfg.labels:
         train.labels = val.labels = None
     if len(train) == 0:

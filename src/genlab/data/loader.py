@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genlab.data import binarize as binarization
+
 NORMALIZATION = {
     "minus_one_one": ((0.5,), (0.5,)),
     "zero_one": ((0.0,), (1.0,)),
@@ -86,7 +88,7 @@ class BatchLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, batch_size: int, shuffle: bool,
                  seed: int, normalizer: Normalizer, hflip: bool = False, drop_last: bool = False,
                  device: torch.device | str = "cpu", channels_last: bool = False, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, binarize: bool = False):
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
@@ -103,6 +105,7 @@ class BatchLoader:
             if self.placement == "device" else None
         self.rank = rank
         self.world_size = world_size
+        self.binarize = binarize
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -128,9 +131,12 @@ class BatchLoader:
             mine = shard(len(idx), self.rank, self.world_size)  # flips stay those of the global positions
             if mine.start == mine.stop:
                 continue
-            yield self._make(idx[mine], None if flips is None else flips[batch][mine])
+            draws = binarization.batch_generator(self.seed, epoch, b, self.device) if self.binarize else None
+            yield self._make(idx[mine], None if flips is None else flips[batch][mine], draws,
+                             (mine, len(idx)))
 
-    def _make(self, idx: np.ndarray, flips: np.ndarray | None) -> Batch:
+    def _make(self, idx: np.ndarray, flips: np.ndarray | None, draws: torch.Generator | None = None,
+              part: tuple[slice, int] | None = None) -> Batch:
         sorted_idx = np.sort(idx)  # sorted reads are kinder to memory-mapped arrays
         back = np.argsort(np.argsort(idx))
         if self._on_device is not None:
@@ -140,6 +146,8 @@ class BatchLoader:
             if self.placement == "pinned":
                 x = x.pin_memory()  # lets the copy below overlap with the GPU's work
             x = x.permute(0, 3, 1, 2).to(self.device, non_blocking=True)
+        if draws is not None:
+            x = binarization.draw_batch(x, draws, *part) if part is not None else binarization.draw_batch(x, draws)
         x = self.normalizer(x)
         if flips is not None and flips.any():
             f = torch.from_numpy(flips).to(x.device)

@@ -28,7 +28,8 @@ def make_loaders(data: DataBundle, cfg, device: torch.device, rank: int = 0, wor
     cl = uses_channels_last(cfg)
     train = BatchLoader(data.train.images, data.train.labels, batch_size=bs, shuffle=True,
                         seed=cfg.train.seed, normalizer=data.normalizer, hflip=cfg.data.hflip,
-                        drop_last=True, device=device, channels_last=cl, rank=rank, world_size=world_size)
+                        drop_last=True, device=device, channels_last=cl, rank=rank, world_size=world_size,
+                        binarize=cfg.data.binarize == "dynamic")
     return train, make_val_loader(data, cfg, device, rank, world_size)
 
 

@@ -37,6 +37,9 @@ class EvalSettings:
     class_samples: int = 1000  # generated images per class for class accuracy
     disentanglement: dict[str, Any] = field(default_factory=dict)  # sample counts for MIG / FactorVAE / DCI
     cas_recipe: dict[str, Any] = field(default_factory=dict)  # classifier recipe overrides for CAS (min_steps, ...)
+    nll_samples: int = 1000  # importance samples per image for the log-likelihood (Burda et al. 2016 use 5,000)
+    nll_images: int | None = None  # held-out images it is estimated on (None: all)
+    nll_chunk: int = 8192  # decodes per forward pass: the memory the estimate holds at any k
 
 
 class Context:

@@ -44,7 +44,9 @@ class Metric:
     from the same checkpoint and settings may move each value (relative, of max(1, |value|)) before
     `genlab eval --verify` fails it, one number or one per value name; deterministic computations differ
     only by floating-point summation order across machines and thread counts, shares of images by one
-    image crossing a threshold, metrics that train something on the way by more."""
+    image crossing a threshold, metrics that train something on the way by more. by_default: part of
+    `genlab eval` without --metrics; a metric whose cost grows with a setting the user should choose (the
+    likelihood's k decodes per image) runs only when named."""
 
     name: str
     summary: str
@@ -53,6 +55,7 @@ class Metric:
     at_train_end: bool | Callable[[Capabilities], bool] = False
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     tolerance: float | dict[str, float] = 1e-5
+    by_default: bool = True
 
     def tolerance_of(self, value: str) -> float:
         """The tolerance of one value: per value name when the metric states them, else the metric's own."""

@@ -72,7 +72,11 @@ def checkpoint_hash(path: Path) -> str | None:
 
 def making(ctx: Context, metric: Metric, values: dict[str, Any], checkpoint_sha256: str | None) -> dict[str, Any]:
     """The record every stored score carries (a metric's own `model_mode` takes precedence)."""
-    return {"metric": metric.name, MODEL_MODE: EVAL_MODE, "generator_weights": generator_weights(ctx.model),
+    from genlab.data.binarize import describe
+
+    binarised = describe(ctx.cfg.data.binarize, ctx.cfg.data.split_seed)
+    pixels = {"binarisation": binarised} if binarised else {}
+    return {"metric": metric.name, MODEL_MODE: EVAL_MODE, **pixels, "generator_weights": generator_weights(ctx.model),
             "checkpoint_sha256": checkpoint_sha256, "device": str(ctx.device), "versions": dict(library_versions()),
             "eval_settings": settings_record(ctx.s),
             "verify_tolerance": {name: metric.tolerance_of(name) for name in values}}

@@ -13,6 +13,7 @@ ACTIVATIONS = {
     "relu": lambda: nn.ReLU(inplace=True),
     "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
     "silu": lambda: nn.SiLU(inplace=True),
+    "tanh": nn.Tanh,  # the likelihood papers' MLPs (Kingma & Welling 2014; Burda et al. 2016)
 }
 OUTPUT_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
 

@@ -23,6 +23,7 @@ from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstru
 from genlab.objectives.code_prior import CodePriorFit, fittable_prior
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.latent_monitor import LatentUsageMonitor
+from genlab.objectives.likelihood import decoder_likelihood, iw_bound, log_weights
 from genlab.objectives.optim import Stepper, build_optimizer
 from genlab.sections import OptimConfig, Section
 
@@ -54,6 +55,9 @@ class ReconstructionConfig(Section):
     gamma: float = Field(1000.0, ge=0.0)
     kl_warmup_steps: int = Field(0, ge=0)
     kl_warmup_epochs: float | None = Field(None, gt=0.0)
+    iw_samples: int = Field(
+        1, ge=1, le=5000, description="k > 1: the importance-weighted bound of IWAE (Burda et al. 2016) over k "
+        "posterior draws per image, decoder constants included; 1 is the VAE's ELBO with its closed-form KL")
 
     @model_validator(mode="after")
     def _settings_fit(self) -> ReconstructionConfig:
@@ -67,6 +71,12 @@ class ReconstructionConfig(Section):
         if self.capacity_steps is not None and self.capacity_epochs is not None:
             raise ValueError("give the capacity ramp as objective.capacity_steps or objective.capacity_epochs, "
                              f"not both (got {self.capacity_steps} steps and {self.capacity_epochs} epochs)")
+        if self.iw_samples > 1 and self.reduction != "sum":
+            raise ValueError(f"objective.iw_samples = {self.iw_samples} weighs per-image likelihoods: it needs "
+                             "reduction: sum (got reduction: mean)")
+        if self.iw_samples > 1 and self.capacity_max is not None:
+            raise ValueError("objective.iw_samples > 1 and objective.capacity_max are two different objectives: "
+                             "the importance-weighted bound has no KL term to hold at a capacity; set one of them")
         return self
 
 
@@ -102,6 +112,7 @@ class Reconstruction(Objective):
             plan = Plan(1, 1)
         self.warmup = warmup_steps(cfg, plan)
         self.capacity_steps = capacity_steps(cfg, plan)
+        self.likelihood = decoder_likelihood(cfg) if cfg.iw_samples > 1 else None
         # Objective hooks run before the loop's best-checkpoint hook: the best checkpoint holds a prior
         # fitted to its own encoder.
         self._hooks = [h for h in (prior_fit, monitor) if h is not None]
@@ -125,6 +136,11 @@ class Reconstruction(Objective):
     def _terms(self, batch: Batch, step: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         x = batch.images
         post = self.model.encode(self.corrupt(x, generator))
+        if self.likelihood is not None:
+            if post.logvar is None:
+                raise GenlabError(f"objective.iw_samples = {self.cfg.iw_samples} needs a variational model (an "
+                                  "encoder with a variance); this model's codes are points: set iw_samples: 1")
+            return self._iw_terms(x, post, step, generator)
         recon = reconstruction_loss(self.model.decode(post.rsample(generator)), x, self.cfg.recon_loss,
                                     self.cfg.reduction)
         if self.cfg.likelihood_std is not None:
@@ -140,6 +156,13 @@ class Reconstruction(Objective):
             loss = recon + self.cfg.gamma * (kl_global - c).abs()
             return {"loss": loss, "recon": recon, "kl": kl, "capacity": kl.new_tensor(c)}
         return {"loss": recon + self.kl_weight(step) * kl, "recon": recon, "kl": kl}
+
+    def _iw_terms(self, x: torch.Tensor, post, step: int, generator: torch.Generator | None
+                  ) -> dict[str, torch.Tensor]:
+        """IWAE: loss = -log (1/k) Σ w_k; the KL weight (β, warm-up) tempers log p(z) - log q(z | x) in w_k."""
+        lw = log_weights(self.model, x, post, self.cfg.iw_samples, self.likelihood, generator)
+        loss = -iw_bound(lw.total(self.kl_weight(step))).float().mean()
+        return {"loss": loss, "recon": -lw.log_px.mean(), "kl": (lw.log_qz - lw.log_pz).mean()}
 
     def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
         terms = self._terms(batch, step, None)
