@@ -198,6 +198,9 @@ CASES = [
          "model.latent_dim must be a positive integer (a size of the vae model; got 0); its default is 32."),
     Case("config: BCE loss with data in [-1, 1]", train("quickstart", *OUT, "--set", "objective.recon_loss=bce"),
          "objective.recon_loss 'bce' needs targets in [0, 1]: set data.normalize: zero_one (now 'minus_one_one')"),
+    Case("config: importance samples with a per-pixel mean",
+         train("quickstart", *OUT, "--set", "objective.iw_samples=5", "--set", "objective.reduction=mean"),
+         "objective.iw_samples = 5 weighs per-image likelihoods: it needs reduction: sum (got reduction: mean)"),
     Case("config: sigmoid output with data in [-1, 1]",
          train("quickstart", *OUT, "--set", "model.output_activation=sigmoid"),
          "model.output_activation 'sigmoid' produces values in (0, 1), but data.normalize 'minus_one_one' puts pixels "
@@ -297,6 +300,8 @@ CASES = [
          run=True),
     Case("metrics: unknown metric name", ("eval", "{tmp}/quickstart", "--metrics", "psnr"),
          f"unknown metric(s) 'psnr'; valid: {', '.join(METRICS)}.", run=True),
+    Case("metrics: no importance samples", ("eval", "{tmp}/quickstart", "--metrics", "nll", "--nll-samples", "0"),
+         "--nll-samples must be at least 1; got 0.", run=True),
     Case("metrics: KID subsets of one image", ("eval", "{tmp}/quickstart", "--kid-subset-size", "1"),
          "--kid-subset-size must be at least 2; got 1.", run=True),
     Case("explore: a public address without --allow-remote",

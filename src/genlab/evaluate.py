@@ -51,6 +51,10 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
             log.debug("%s skipped: %s", metric.name, reason)
         else:
             todo.append(metric)
+    if metrics is None:
+        for m in METRICS.values():
+            if not m.by_default and m.applies(ctx) is None:
+                log.info("%s applies but runs only when named: genlab eval RUN --metrics %s", m.name, m.name)
     sha = checkpoint_hash(loaded.run.checkpoint(which)) if todo else None
     for metric in todo:
         try:

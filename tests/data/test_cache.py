@@ -46,6 +46,8 @@ def test_second_load_comes_from_the_cache_unchanged(tmp_path, private_cache, mon
     assert len(second.train.skipped) + len(second.val.skipped) == 1  # the broken file is still reported
     assert any("from the cache" in r.getMessage() and "1 files were skipped" in r.getMessage()
                for r in genlab_log.records)
+    binary = load_data(_cfg(root, binarize="static"))  # drawn after decoding: the gray entry serves it too
+    assert len(_entries(private_cache)) == 1 and set(np.unique(binary.train.images)) <= {0, 255}
 
 
 def test_a_changed_file_or_setting_is_decoded_again(tmp_path, private_cache):

@@ -28,7 +28,7 @@ from genlab.sections import DataConfig
 log = logging.getLogger("genlab.data")
 
 CACHE_VERSION = 1
-NOT_IN_KEY = {"cache", "hflip", "normalize", "download"}  # applied per batch, or not about pixels
+NOT_IN_KEY = {"cache", "hflip", "normalize", "download", "binarize"}  # applied after decoding, or not about pixels
 
 
 def data_cache_dir() -> Path:
