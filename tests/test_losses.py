@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from genlab.losses import add_gaussian_noise, capacity, kl_divergence, kl_per_dimension, reconstruction_loss
@@ -59,3 +60,27 @@ def test_noise_has_the_requested_std_and_clip():
     assert abs(noisy.std().item() - 0.3) < 0.01
     clipped = add_gaussian_noise(x, 5.0, clip=(-1.0, 1.0), generator=g)
     assert clipped.min() >= -1 and clipped.max() <= 1
+
+
+def test_the_kl_decomposition_sums_to_the_sampled_kl_and_matches_gaussian_closed_forms():
+    """MI + TC + dimension-wise KL = E[log q(z|x) - log p(z)] (Chen et al. 2018, Eq. 2). With codes whose means
+    are N(0, I) and posterior std s, the aggregate posterior is nearly Gaussian with variance 1 + s²: the MI is
+    Σ_d ½ log((1 + s²) / s²), and when both dimensions share one mean their correlation is ρ = 1 / (1 + s²) and
+    the total correlation -½ log(1 - ρ²); for independent means it is 0."""
+    from genlab.losses import gaussian_log_density, kl_decomposition
+
+    g = torch.Generator().manual_seed(0)
+    m, s = 512, 0.2
+    independent = torch.randn(m, 2, generator=g)
+    logvar = torch.full((m, 2), math.log(s ** 2))
+    rho = 1 / (1 + s ** 2)
+    for mean, tc, mi in ((independent, 0.0, math.log((1 + s ** 2) / s ** 2)),
+                         (independent[:, :1].repeat(1, 2), -0.5 * math.log(1 - rho ** 2), None)):
+        z = mean + s * torch.randn(m, 2, generator=g)
+        for n in (m, 60_000):  # the batch as the whole set, and as a sample of a larger one
+            parts = kl_decomposition(z, mean, logvar, dataset_size=n)
+            sampled_kl = (gaussian_log_density(z, mean, logvar) - gaussian_log_density(z)).mean()
+            assert float(parts["mi"] + parts["tc"] + parts["dim_kl"]) == pytest.approx(float(sampled_kl), abs=1e-3)
+            assert float(parts["tc"]) == pytest.approx(tc, abs=0.12), (n, parts)
+            if mi is not None:
+                assert float(parts["mi"]) == pytest.approx(mi, abs=0.25), (n, parts)

@@ -77,3 +77,28 @@ def add_gaussian_noise(x: torch.Tensor, std: float, clip: tuple[float, float] | 
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     noisy = x + std * noise
     return noisy.clamp(*clip) if clip else noisy
+
+
+def kl_decomposition(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, dataset_size: int
+                     ) -> dict[str, torch.Tensor]:
+    """The batch's KL split into index-code mutual information, total correlation and dimension-wise KL
+    (Chen et al. 2018, Eq. 2), each averaged over the batch; the three sum to the sampled KL estimate.
+
+    q(z_i) = (1/N) Σ_n q(z_i | x_n) over the N training images is estimated from the batch of M as Chen et al.'s
+    stratified estimator does: the image's own term with its weight 1/N, the other M - 1 standing for the
+    other N - 1 images, each (N - 1) / (N (M - 1)). (Their simpler minibatch-weighted form divides every term
+    by N·M, which puts an offset of (D - 1)·log(N·M) into the total correlation's value.) When the batch is
+    the whole set the estimate is exact. The marginals q(z_d) are estimated the same way per dimension."""
+    z, mean, logvar = z.float(), mean.float(), logvar.float()
+    m, n = z.shape[0], max(dataset_size, z.shape[0])
+    # log q(z_i,d | x_j) for every pair (i, j) and dimension d: (M, M, D)
+    per = -0.5 * ((z[:, None] - mean[None]).pow(2) / logvar[None].exp() + logvar[None] + math.log(2 * math.pi))
+    own = torch.eye(m, dtype=torch.bool, device=z.device)
+    other = math.log((n - 1) / (n * (m - 1))) if m > 1 else -math.inf
+    log_w = torch.where(own, -math.log(n), other)  # (M, M): row i weighs the terms of z_i
+    log_q_zx = per.diagonal(dim1=0, dim2=1).sum(0)  # log q(z_i | x_i)
+    log_qz = torch.logsumexp(per.sum(2) + log_w, dim=1)
+    log_prod_marginals = torch.logsumexp(per + log_w[..., None], dim=1).sum(1)
+    log_pz = gaussian_log_density(z)
+    return {"mi": (log_q_zx - log_qz).mean(), "tc": (log_qz - log_prod_marginals).mean(),
+            "dim_kl": (log_prod_marginals - log_pz).mean()}

@@ -53,7 +53,8 @@ class Parts:
 def plan_of(cfg: RunConfig, n_train: int) -> Plan:
     per_epoch = max(1, steps_per_epoch(n_train, cfg.train.batch_size))
     total = cfg.train.epochs * per_epoch
-    return Plan(per_epoch, min(total, cfg.train.max_steps) if cfg.train.max_steps else total, cfg.train.epochs)
+    return Plan(per_epoch, min(total, cfg.train.max_steps) if cfg.train.max_steps else total, cfg.train.epochs,
+                n_train)
 
 
 def build_parts(cfg: RunConfig, device: torch.device) -> Parts:

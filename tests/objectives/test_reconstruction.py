@@ -188,3 +188,26 @@ def test_iwae_needs_a_variance_and_per_image_likelihoods():
                        ({"iw_samples": 3, "capacity_max": 5.0}, "two different objectives")):
         with pytest.raises(GenlabError, match=match):
             validate({"model": {"name": "vae"}, "data": {"name": "digits"}, "objective": bad})
+
+
+def test_tcvae_weighs_the_three_kl_parts_and_logs_them():
+    from genlab.objectives.contract import Plan
+
+    torch.manual_seed(0)
+    model = build_model("vae", {"hidden_dims": [4, 8], "latent_dim": 3}, image_size=12, channels=1).eval()
+    batch = Batch(torch.rand(16, 1, 12, 12) * 2 - 1, None)
+    obj = Reconstruction(model, ReconstructionConfig(tc_beta=6.0, mi_weight=0.5), OptimConfig(),
+                         Normalizer("minus_one_one", 1), Plan(10, 100, 10, train_images=160))
+    t = obj.eval_step(batch, torch.Generator().manual_seed(0))
+    assert {"mi", "tc", "dim_kl", "kl"} <= set(t)
+    weighted = 0.5 * t["mi"] + 6.0 * t["tc"] + t["dim_kl"]
+    assert t["loss"].item() == pytest.approx((t["recon"] + weighted).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad, match", [({"tc_beta": 6.0, "beta": 4.0}, "leave them at 1"),
+                                        ({"tc_beta": 6.0, "capacity_max": 5.0}, "different objectives"),
+                                        ({"tc_beta": 6.0, "iw_samples": 5}, "different objectives")])
+def test_tcvae_settings_that_contradict_it_are_refused(bad, match):
+    from genlab.config import validate
+    with pytest.raises(GenlabError, match=match):
+        validate({"model": {"name": "vae"}, "data": {"name": "digits"}, "objective": bad})

@@ -31,6 +31,7 @@ class Plan:
     steps_per_epoch: int
     total_steps: int
     epochs: int = 1
+    train_images: int = 0  # the training set's size (0: unknown); estimators of q(z) over the data set need it
 
     @property
     def planned_steps(self) -> int:

@@ -19,7 +19,7 @@ from genlab import distributed
 from genlab.data import Batch, Normalizer
 from genlab.data.registry import channels_of
 from genlab.errors import GenlabError
-from genlab.losses import add_gaussian_noise, capacity, kl_divergence, reconstruction_loss
+from genlab.losses import add_gaussian_noise, capacity, kl_decomposition, kl_divergence, reconstruction_loss
 from genlab.objectives.code_prior import CodePriorFit, fittable_prior
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.latent_monitor import LatentUsageMonitor
@@ -55,6 +55,11 @@ class ReconstructionConfig(Section):
     gamma: float = Field(1000.0, ge=0.0)
     kl_warmup_steps: int = Field(0, ge=0)
     kl_warmup_epochs: float | None = Field(None, gt=0.0)
+    # β-TCVAE (Chen et al. 2018): the KL split into index-code MI, total correlation and dimension-wise KL,
+    # weighted α, β, γ; tc_beta is β. null keeps the plain KL.
+    tc_beta: float | None = Field(None, ge=0.0)
+    mi_weight: float = Field(1.0, ge=0.0)
+    dim_kl_weight: float = Field(1.0, ge=0.0)
     iw_samples: int = Field(
         1, ge=1, le=5000, description="k > 1: the importance-weighted bound of IWAE (Burda et al. 2016) over k "
         "posterior draws per image, decoder constants included; 1 is the VAE's ELBO with its closed-form KL")
@@ -71,6 +76,17 @@ class ReconstructionConfig(Section):
         if self.capacity_steps is not None and self.capacity_epochs is not None:
             raise ValueError("give the capacity ramp as objective.capacity_steps or objective.capacity_epochs, "
                              f"not both (got {self.capacity_steps} steps and {self.capacity_epochs} epochs)")
+        if self.tc_beta is not None:
+            clash = [f"{k} = {v:g}" for k, v in (("beta", self.beta), ("kld_weight", self.kld_weight)) if v != 1.0]
+            if clash:
+                raise ValueError(f"objective.tc_beta weighs the total correlation of β-TCVAE, which splits the KL "
+                                 f"into terms with their own weights (mi_weight, tc_beta, dim_kl_weight); "
+                                 f"{' and '.join(clash)} would weigh the whole KL as well: leave them at 1")
+            other = "capacity_max" if self.capacity_max is not None else "iw_samples > 1" if self.iw_samples > 1 \
+                else None
+            if other:
+                raise ValueError(f"objective.tc_beta (β-TCVAE) and objective.{other} are different objectives; "
+                                 "set one of them")
         if self.iw_samples > 1 and self.reduction != "sum":
             raise ValueError(f"objective.iw_samples = {self.iw_samples} weighs per-image likelihoods: it needs "
                              "reduction: sum (got reduction: mean)")
@@ -113,6 +129,10 @@ class Reconstruction(Objective):
         self.warmup = warmup_steps(cfg, plan)
         self.capacity_steps = capacity_steps(cfg, plan)
         self.likelihood = decoder_likelihood(cfg) if cfg.iw_samples > 1 else None
+        if cfg.tc_beta is not None and not plan.train_images:
+            raise ValueError("objective.tc_beta estimates q(z) over the training set: it needs the run's plan "
+                             "with the training set's size")
+        self.train_images = plan.train_images
         # Objective hooks run before the loop's best-checkpoint hook: the best checkpoint holds a prior
         # fitted to its own encoder.
         self._hooks = [h for h in (prior_fit, monitor) if h is not None]
@@ -141,8 +161,8 @@ class Reconstruction(Objective):
                 raise GenlabError(f"objective.iw_samples = {self.cfg.iw_samples} needs a variational model (an "
                                   "encoder with a variance); this model's codes are points: set iw_samples: 1")
             return self._iw_terms(x, post, step, generator)
-        recon = reconstruction_loss(self.model.decode(post.rsample(generator)), x, self.cfg.recon_loss,
-                                    self.cfg.reduction)
+        z = post.rsample(generator)
+        recon = reconstruction_loss(self.model.decode(z), x, self.cfg.recon_loss, self.cfg.reduction)
         if self.cfg.likelihood_std is not None:
             recon = recon / (2 * self.cfg.likelihood_std ** 2)
         if post.logvar is None:
@@ -155,6 +175,11 @@ class Reconstruction(Objective):
             kl_global = kl + (distributed.all_reduce_mean(kl.detach()) - kl.detach())
             loss = recon + self.cfg.gamma * (kl_global - c).abs()
             return {"loss": loss, "recon": recon, "kl": kl, "capacity": kl.new_tensor(c)}
+        if self.cfg.tc_beta is not None:
+            parts = kl_decomposition(z, post.mean, post.logvar, self.train_images)
+            weighted = (self.cfg.mi_weight * parts["mi"] + self.cfg.tc_beta * parts["tc"]
+                        + self.cfg.dim_kl_weight * parts["dim_kl"])
+            return {"loss": recon + self.kl_weight(step) * weighted, "recon": recon, "kl": kl, **parts}
         return {"loss": recon + self.kl_weight(step) * kl, "recon": recon, "kl": kl}
 
     def _iw_terms(self, x: torch.Tensor, post, step: int, generator: torch.Generator | None
