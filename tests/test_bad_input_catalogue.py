@@ -282,6 +282,22 @@ CASES = [
     Case("run folder: --overwrite with too little data keeps the old run",
          train("quickstart", "--out", "{tmp}", "--overwrite", "--set", "data.limit=8"),
          "the training set has 8 images, fewer than one batch", run=True),
+    Case("config: unknown DiffAugment policy", train(*GAN, *OUT, "--set", "objective.diffaugment=color,zoom"),
+         "objective.diffaugment: unknown policy 'zoom'; valid: a comma-separated subset of color, translation, "
+         "cutout (e.g. 'color,translation,cutout'), or '' for none (got 'color,zoom')."),
+    Case("config: label smoothing with the hinge loss", train(*GAN, *OUT, "--set", "objective.loss=hinge"),
+         "real_target / fake_target (label smoothing) are targets of the bce loss; loss 'hinge' has none (got "
+         "real_target 0.98, fake_target 0). Leave them at 1 and 0, or use loss: bce."),
+    Case("config: gradient penalty with a BatchNorm discriminator",
+         train(*GAN, *OUT, "--set", "objective.real_target=1", "--set", "objective.loss=wasserstein",
+               "--set", "objective.gradient_penalty=10"),
+         "objective.gradient_penalty needs a discriminator without BatchNorm: the penalty is on each image's "
+         "gradient, and BatchNorm makes D's output for one image depend on the rest of its batch (Gulrajani et "
+         "al. 2017, sec. 4). Set model.d_norm: none (or layer), or gradient_penalty: 0"),
+    Case("config: an image size SNGAN cannot reach from a small grid",
+         train(*GAN, *OUT, "--set", "model.name=sngan", "--set", "data.image_size=36"),
+         "sngan doubles from a start grid of 4 to 7 pixels, so image_size must be 4 to 7 times a power of 2 "
+         "(16, 28, 32, 48, 64, 96, 128, ...; got 36, whose halving stops at 9)."),
     # metrics
     Case("metrics: GAN with one validation image", train(*GAN, *OUT, "--set", "data.val_limit=1"),
          "the validation set has 1 image(s); this objective's fd_randconv needs at least 2. Raise "

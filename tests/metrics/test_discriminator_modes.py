@@ -115,3 +115,21 @@ def test_validation_terms_of_the_adversarial_objective_use_the_batch_statistics_
     assert float(terms["d_real"]) > 0.8 and float(terms["d_fake"]) < 0.2
     with torch.no_grad():  # in eval mode these statistics make D call its fakes real
         assert float(torch.sigmoid(model.discriminate(model.sample(32))).mean()) > 0.8
+
+
+def test_a_wasserstein_critic_is_cut_at_the_midpoint_of_its_mean_scores(gan_and_data):
+    """A critic's scores shifted by a constant are the same critic: its classification must not change."""
+    _, model, data = gan_and_data
+    loader = BatchLoader(data.val.images, None, batch_size=32, shuffle=False, seed=0, normalizer=data.normalizer)
+    base = discriminator_classification(model, loader, 0, batch_stats=True, loss="wasserstein")
+    last = model.discriminator.net[-2]  # the final conv: a bias shifts every score
+    last.bias = torch.nn.Parameter(torch.full((1,), 40.0))
+    try:
+        shifted = discriminator_classification(model, loader, 0, batch_stats=True, loss="wasserstein")
+        as_bce = discriminator_classification(model, loader, 0, batch_stats=True, loss="bce")
+    finally:
+        last.bias = None
+    assert shifted["d_accuracy"] == base["d_accuracy"] > 0.9
+    assert shifted["threshold_value"] == pytest.approx(base["threshold_value"] + 40.0, rel=1e-4)
+    assert shifted["threshold"] == base["threshold"]  # the rule, the same in every run
+    assert as_bce["d_accuracy"] == pytest.approx(0.5)  # at logit 0 every image is "real"

@@ -107,10 +107,27 @@ def test_conditional_models_require_labels():
     ("dcgan", {"conditional": True}, 64, None, "labelled data set"),
     ("dcgan", {}, 48, None, "one of"),
     ("cgan", {}, 30, 10, "multiple of 4"),
+    ("dcgan", {"d_norm": "instance"}, 64, None, "batch, none, layer"),
 ])
 def test_impossible_builds_are_clear_errors(name, kwargs, size, classes, match):
     with pytest.raises(GenlabError, match=match):
         build_model(name, kwargs, image_size=size, channels=1, num_classes=classes)
+
+
+@pytest.mark.parametrize("d_norm, spectral, norm_type, biased", [
+    (None, False, torch.nn.BatchNorm2d, False), ("batch", False, torch.nn.BatchNorm2d, False),
+    ("layer", False, torch.nn.GroupNorm, False), ("none", False, None, True), (None, True, None, True)])
+def test_discriminator_norm_choices(d_norm, spectral, norm_type, biased):
+    m = build_model("dcgan", {**TINY["dcgan"], "d_norm": d_norm, "d_spectral_norm": spectral}, image_size=32,
+                    channels=3)
+    norms = [x for x in m.discriminator.modules() if isinstance(x, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
+    assert {type(x) for x in norms} == ({norm_type} if norm_type else set())
+    convs = [x for x in m.discriminator.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert (convs[1].bias is not None) == biased  # a bias only where no norm follows to cancel it
+    if norm_type is torch.nn.GroupNorm:  # one image's output does not depend on the rest of its batch
+        x = torch.randn(4, 3, 32, 32)
+        m.discriminator.train()
+        assert torch.allclose(m.discriminate(x)[:1], m.discriminate(x[:1]), atol=1e-5)
 
 
 def _gen_state(module):

@@ -9,6 +9,7 @@ import torch
 
 from genlab.config import OptimConfig
 from genlab.data import Batch, Normalizer
+from genlab.errors import GenlabError
 from genlab.models import build_model
 from genlab.objectives import Stepper
 from genlab.objectives.adversarial import Adversarial, AdversarialConfig, CollapseMonitor
@@ -133,3 +134,106 @@ def test_generator_step_updates_the_weight_average():
     live, avg = _snapshot(model.generator), _snapshot(model.generator_ema)
     assert torch.allclose(avg, 0.1 * avg0 + 0.9 * live, atol=1e-6)  # first update: decay 0.1
     assert all(p.grad is None for p in model.generator_ema.parameters())  # never trained directly
+
+
+def _game(loss="bce", gp=0.0, n_critic=1, diffaugment="", d_norm="none", conditional=False, **cfg):
+    torch.manual_seed(0)
+    kwargs = {"g_width": 4, "d_width": 4, "latent_dim": 8, "conditional": conditional, "d_norm": d_norm}
+    model = build_model("dcgan", kwargs, image_size=16, channels=1, num_classes=3)
+    config = AdversarialConfig(loss=loss, gradient_penalty=gp, n_critic=n_critic, diffaugment=diffaugment, **cfg)
+    obj = Adversarial(model, config, OptimConfig(lr_g=1e-4, lr_d=2e-4, betas=(0.0, 0.9)),
+                      Normalizer("minus_one_one", 1))
+    batch = Batch(torch.rand(6, 1, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))
+    return model, obj, batch
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wasserstein"])
+def test_critic_losses_log_raw_scores(loss):
+    model, obj, batch = _game(loss)
+    scores = model.discriminate(batch.images).detach().float()
+    t = obj.train_step(batch, 0, Stepper())
+    assert t["critic_real"].item() == pytest.approx(scores.mean().item(), rel=1e-5)
+    if loss == "hinge":
+        assert t["loss_d_real"].item() == pytest.approx(torch.relu(1 - scores).mean().item(), rel=1e-5)
+        assert "wasserstein_estimate" not in t
+    else:
+        assert t["wasserstein_estimate"].item() == pytest.approx(
+            t["critic_real"].item() - t["critic_fake"].item(), rel=1e-5)
+    assert "d_real" not in t
+    v = obj.eval_step(batch, torch.Generator().manual_seed(0))
+    assert set(v) == set(t)  # the same terms in validation, so history columns line up
+
+
+def test_gradient_penalty_enters_d_loss_with_its_weight():
+    _, obj, batch = _game("wasserstein", gp=10.0)
+    t = obj.train_step(batch, 0, Stepper())
+    assert t["gradient_penalty"].item() >= 0
+    assert t["loss_d"].item() == pytest.approx(
+        t["loss_d_real"].item() + t["loss_d_fake"].item() + 10 * t["gradient_penalty"].item(), rel=1e-5)
+
+
+def test_gradient_penalty_refuses_a_batchnorm_discriminator():
+    with pytest.raises(GenlabError, match="model.d_norm: none"):
+        _game("wasserstein", gp=10.0, d_norm="batch")
+
+
+@pytest.mark.parametrize("d_norm", ["none", "layer"])
+def test_gradient_penalty_trains_with_per_image_norms(d_norm):
+    _, obj, batch = _game("wasserstein", gp=10.0, d_norm=d_norm)
+    t = obj.train_step(batch, 0, Stepper())
+    assert all(torch.isfinite(v) for v in t.values())
+
+
+def test_n_critic_steps_g_once_per_n_d_steps():
+    model, obj, batch = _game("wasserstein", gp=10.0, n_critic=3)
+    g_moves, d_moves = [], []
+    for step in range(6):
+        g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
+        t = obj.train_step(batch, step, Stepper())
+        g_moves.append(not torch.equal(_snapshot(model.generator), g0))
+        d_moves.append(not torch.equal(_snapshot(model.discriminator), d0))
+        assert "loss_g" in t  # every step logs the same terms
+    assert d_moves == [True] * 6
+    assert g_moves == [False, False, True, False, False, True]
+
+
+def test_diffaugment_reaches_d_in_training_only_and_g_gets_its_gradient():
+    model, obj, batch = _game(diffaugment="translation,cutout")
+    seen = []
+    original = model.discriminate_with_classes
+
+    def spy(x, labels=None):
+        seen.append(x)
+        return original(x, labels)
+
+    model.discriminate_with_classes = spy
+    obj.train_step(batch, 0, Stepper())
+    assert len(seen) == 3 and not torch.equal(seen[0], batch.images)  # real images augmented too
+    assert seen[2].requires_grad  # G's pass goes through the augmentation with its graph
+    seen.clear()
+    obj.eval_step(batch, torch.Generator().manual_seed(0))
+    assert seen[0] is batch.images  # validation scores the images themselves
+
+
+def test_label_smoothing_is_refused_outside_bce():
+    with pytest.raises(ValueError, match="targets of the bce loss"):
+        AdversarialConfig(loss="hinge", real_target=0.9)
+
+
+def test_unconstrained_wasserstein_critic_warns():
+    from types import SimpleNamespace
+
+    from genlab.objectives.adversarial import check_lipschitz
+
+    cfg = lambda o, sn=False: SimpleNamespace(objective=o, model=SimpleNamespace(d_spectral_norm=sn))  # noqa: E731
+    assert "1-Lipschitz" in check_lipschitz(cfg(AdversarialConfig(loss="wasserstein")))[0]
+    assert check_lipschitz(cfg(AdversarialConfig(loss="wasserstein", gradient_penalty=10))) == []
+    assert check_lipschitz(cfg(AdversarialConfig(loss="wasserstein"), sn=True)) == []
+    assert check_lipschitz(cfg(AdversarialConfig(loss="hinge"))) == []
+
+
+def test_collapse_monitor_watches_only_g_for_a_critic():
+    mon = CollapseMonitor(AdversarialConfig(loss="wasserstein", collapse_check_every=1, collapse_patience=1))
+    assert mon.d_min is None
+    assert mon.check(0, {"loss_d": -1e6, "loss_g": 1.0}) is None
+    assert "G loss 50" in mon.check(1, {"loss_d": -1e6, "loss_g": 50.0})

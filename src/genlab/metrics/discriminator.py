@@ -2,7 +2,10 @@
 experiment's table), in the BatchNorm mode D was trained in and in eval mode, on held-out and on
 training images.
 
-Real images are the positive class; D's logit > 0 (sigmoid > 0.5) means "real". These are
+Real images are the positive class; D's logit > 0 (sigmoid > 0.5) means "real", and so does a hinge-loss
+D's score > 0, the middle of its margin. A Wasserstein critic's scores have no zero (adding a constant
+changes nothing in its game), so its threshold is the midpoint of its mean scores on the two sets scored,
+which the score's protocol states. These are
 classification scores of D, not the distribution precision/recall of Kynkäänniemi et al. 2019,
 which describe the generator's samples; the keys say so.
 
@@ -48,8 +51,8 @@ def batch_mode(batch_size: int) -> str:
 
 
 @torch.no_grad()
-def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, *, batch_stats: bool = False
-                                 ) -> dict[str, float | int | str]:
+def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, *, batch_stats: bool = False,
+                                 loss: str = "bce") -> dict[str, float | int | str]:
     """D's classification of the loader's real images against as many fresh samples, one fake batch per real
     batch (conditional models: sampled with the real images' labels), in eval or batch-statistics mode."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
@@ -65,12 +68,18 @@ def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, *, 
                 real_logit, fake_logit = model.discriminate(x, y), model.discriminate(fake, y)
         else:
             real_logit, fake_logit = model.discriminate(x, y), model.discriminate(fake, y)
-        real_p.append(torch.sigmoid(real_logit.float()).cpu())
-        fake_p.append(torch.sigmoid(fake_logit.float()).cpu())
+        real_p.append(real_logit.float().cpu())
+        fake_p.append(fake_logit.float().cpu())
         n += x.shape[0]
-    probs = torch.cat(real_p + fake_p).numpy()
+    scores = torch.cat(real_p + fake_p).numpy()
     truth = np.concatenate([np.ones(n, int), np.zeros(n, int)])
-    pred = (probs > THRESHOLD).astype(int)
+    if loss == "wasserstein":  # a rule the same in every run (compared as such), its value beside it
+        cut = float((torch.cat(real_p).mean() + torch.cat(fake_p).mean()) / 2)
+        threshold: dict[str, Any] = {"threshold": "midpoint of the mean critic scores on real and generated",
+                                     "threshold_value": cut}
+    else:  # bce's logit and a hinge D's score alike: above 0, i.e. sigmoid above 0.5
+        cut, threshold = 0.0, {"threshold": THRESHOLD}
+    pred = (scores > cut).astype(int)
     tn, fp, fn, tp = confusion_matrix(truth, pred, labels=[0, 1]).ravel()
     return {
         "d_accuracy": float(accuracy_score(truth, pred)),
@@ -78,7 +87,7 @@ def discriminator_classification(model: GAN, loader: BatchLoader, seed: int, *, 
         "d_recall_real": float(recall_score(truth, pred, zero_division=0)),
         "d_f1_real": float(f1_score(truth, pred, zero_division=0)),
         "n_real": int(n), "n_fake": int(n), "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
-        "threshold": THRESHOLD, "positive_class": "real",
+        **threshold, "positive_class": "real",
         "protocol": "discriminator classification of real images vs an equal number of fresh samples, one "
                     "fake batch per real batch (conditional models: sampled with the real images' labels; "
                     "models with ema_decay: from the weight-averaged generator, the one users sample); "
@@ -113,8 +122,8 @@ def _compute(ctx: Context) -> dict[str, Score]:
             loader = BatchLoader(images, labels, batch_size=batch, shuffle=False, seed=ctx.s.seed,
                                  normalizer=ctx.data.normalizer, device=ctx.device,
                                  drop_last=batch_stats and len(images) % batch == 1)
-            result: dict[str, Any] = discriminator_classification(ctx.model, loader, ctx.s.seed,
-                                                                  batch_stats=batch_stats)
+            result: dict[str, Any] = discriminator_classification(
+                ctx.model, loader, ctx.s.seed, batch_stats=batch_stats, loss=getattr(ctx.cfg.objective, "loss", "bce"))
             values = {k: result.pop(k) for k in SCORES}
             real = "held-out" if split == "validation" else f"{len(images)} training images drawn with the seed"
             out[ENTRY + mode_suffix + split_suffix] = Score(values, {**result, "real_split": split,

@@ -172,6 +172,13 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
+D_NORMS = {
+    "batch": lambda c: [nn.BatchNorm2d(c)],
+    "none": lambda c: [],
+    "layer": lambda c: [nn.GroupNorm(1, c)],
+}
+
+
 class DCGANDiscriminator(nn.Module):
     """Stride-2 convs down to 4x4 (4 of them at 64x64), LeakyReLU 0.2, BatchNorm after the first,
     then a 4x4 conv to a single logit (the sigmoid lives in the loss).
@@ -180,18 +187,27 @@ class DCGANDiscriminator(nn.Module):
     (Miyato et al. 2018): D becomes 1-Lipschitz per layer, so it cannot win outright by sharpening its
     decision, the failure the anime-faces experiment's original settings show (D's loss on fakes near 0,
     G's loss climbing).
+
+    norm: "batch" (the DCGAN's), "none", or "layer" (each image's features normalised over channels and
+    positions, GroupNorm with one group): a critic trained with a gradient penalty needs each image's
+    output to depend on that image alone, which BatchNorm breaks (Gulrajani et al. 2017, sec. 4).
+    None means batch, or none under spectral_norm.
     """
 
-    def __init__(self, image_size: int, channels: int, width: int, num_classes: int, spectral_norm: bool = False):
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int, spectral_norm: bool = False,
+                 norm: str | None = None):
         super().__init__()
+        norm = norm or ("none" if spectral_norm else "batch")
+        if norm not in D_NORMS:
+            raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)} (got {norm!r})")
         n_down = int(math.log2(image_size // 4))
         self.labels = LabelMap(num_classes, image_size) if num_classes else None
         self.num_classes = num_classes
         c_in, c = channels + (1 if num_classes else 0), width
         layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(n_down - 1):
-            norm = [] if spectral_norm else [nn.BatchNorm2d(c * 2)]
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), *norm, nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                       nn.LeakyReLU(0.2, True)]
             c *= 2
         layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False), nn.Flatten()]
         self.net = nn.Sequential(*layers)
@@ -212,7 +228,7 @@ class DCGANDiscriminator(nn.Module):
 
 def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: int = 100, g_width: int = 64,
           d_width: int = 64, conditional: bool = False, label_dim: int = 50, d_spectral_norm: bool = False,
-          ema_decay: float = 0.0) -> GAN:
+          d_norm: str | None = None, ema_decay: float = 0.0) -> GAN:
     valid = [8 * 2**k for k in range(1, 6)]
     if image_size not in valid:
         raise ValueError(f"dcgan doubles from 8x8, so image_size must be one of {valid} (got {image_size})")
@@ -220,7 +236,7 @@ def dcgan(*, image_size: int, channels: int, num_classes: int = 0, latent_dim: i
         raise ValueError("conditional dcgan needs a labelled data set (one sub-folder per class, or labels)")
     k = num_classes if conditional else 0
     g = DCGANGenerator(latent_dim, image_size, channels, g_width, k, label_dim)
-    d = DCGANDiscriminator(image_size, channels, d_width, k, d_spectral_norm)
+    d = DCGANDiscriminator(image_size, channels, d_width, k, d_spectral_norm, d_norm)
     model = GAN(g, d, latent_dim, k, (channels, image_size, image_size), ema_decay)
     model.apply(dcgan_init)
     model.reset_average()  # after init, which reached the copy too

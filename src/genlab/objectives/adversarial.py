@@ -1,8 +1,19 @@
-"""Adversarial objective for DCGAN and cGAN, in the textbook order of Goodfellow et al. 2014, alg. 1:
+"""Adversarial objective for every GAN, in the textbook order of Goodfellow et al. 2014, alg. 1:
 
 1. D on a real batch (target `real_target`, < 1 for one-sided label smoothing, Salimans et al. 2016);
 2. D on generated images detached from G (target `fake_target`), then D's optimiser steps;
 3. G through the updated D with the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014, sec. 3).
+
+`loss` picks the game (gan_losses: bce, hinge, wasserstein). `gradient_penalty` adds λ·E[(||∇D(x̂)|| - 1)²]
+on interpolates to D's loss, and `n_critic` > 1 steps D on that many batches (each fresh real images and
+fresh z) per G step, G stepping after the last of them: WGAN-GP's Algorithm 1 (Gulrajani et al. 2017)
+is `loss: wasserstein, gradient_penalty: 10, n_critic: 5` with Adam(0, 0.9). An epoch is still one pass
+over the real images, so it holds 1/n_critic as many G steps. With n_critic > 1, the logged loss_g is
+G's loss on every step's samples as D scored them before its update (the same definition on the
+steps where G does not move).
+
+`diffaugment` (Zhao et al. 2020) puts differentiable transforms in front of D for real and generated
+images alike, in training only: validation terms and D's own scores judge the images themselves.
 
 A discriminator with an auxiliary classifier (AC-GAN, Odena et al. 2017) adds class cross-entropy,
 weighted by `class_loss_weight`, to both losses: D's on real images with their labels and on G's
@@ -24,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from genlab.data import Batch, BatchLoader, Normalizer
 from genlab.engine.hook import Hook, StepRecord
@@ -32,7 +43,8 @@ from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
 from genlab.metrics.proxy import fd_randconv
 from genlab.models.gan import GAN
-from genlab.models.norm_modes import batch_statistics
+from genlab.models.norm_modes import batch_norms, batch_statistics
+from genlab.objectives import diffaugment, gan_losses
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry
 from genlab.objectives.optim import Stepper, build_optimizer
 from genlab.sections import OptimConfig, Section
@@ -43,6 +55,10 @@ if TYPE_CHECKING:
 
 class AdversarialConfig(Section):
     kind: Literal["adversarial"] = "adversarial"
+    loss: gan_losses.LossName = "bce"
+    gradient_penalty: float = Field(0.0, ge=0.0, description="λ of WGAN-GP's penalty on interpolates; 0 is off")
+    n_critic: int = Field(1, ge=1, le=100, description="D steps (batches) per G step")
+    diffaugment: str = Field("", description="comma-separated DiffAugment policies: color, translation, cutout")
     real_target: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing: D's target for real")
     fake_target: float = Field(0.0, ge=0.0, lt=1.0)
     # Weight of the auxiliary classifier's cross-entropy (AC-GAN) in D's and G's losses, for a
@@ -55,13 +71,33 @@ class AdversarialConfig(Section):
     g_loss_ceiling: float = Field(20.0, gt=0.0)
     stop_on_collapse: bool = False
 
+    @field_validator("diffaugment")
+    @classmethod
+    def _policies(cls, policy: str) -> str:
+        try:
+            diffaugment.parse(policy)
+        except GenlabError as exc:
+            raise ValueError(str(exc).removeprefix("objective.diffaugment: ")) from None
+        return policy
 
-def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
+    @model_validator(mode="after")
+    def _targets_need_bce(self) -> AdversarialConfig:
+        if self.loss != "bce" and (self.real_target != 1.0 or self.fake_target != 0.0):
+            raise ValueError(
+                f"real_target / fake_target (label smoothing) are targets of the bce loss; loss {self.loss!r} "
+                f"has none (got real_target {self.real_target:g}, fake_target {self.fake_target:g}). "
+                f"Leave them at 1 and 0, or use loss: bce")
+        return self
 
 
-def binary_entropy(p: float) -> float:
-    return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
+def check_lipschitz(cfg) -> list[str]:
+    """A Wasserstein critic with nothing keeping it 1-Lipschitz estimates no distance and can grow unbounded."""
+    o = cfg.objective
+    if o.loss != "wasserstein" or o.gradient_penalty or getattr(cfg.model, "d_spectral_norm", False):
+        return []
+    return ["objective.loss 'wasserstein' with gradient_penalty 0 and no spectral norm in D: nothing keeps the "
+            "critic 1-Lipschitz, so its scores can grow without bound and G's gradient means little. Set "
+            "objective.gradient_penalty: 10 (WGAN-GP) or model.d_spectral_norm: true"]
 
 
 COLLAPSE_WARNING = "possible GAN failure"  # how the warning starts
@@ -72,7 +108,8 @@ class CollapseMonitor(Hook):
     """Flags K consecutive checks with D's loss near its minimum (D wins outright) or G's loss exploding.
 
     With smoothed targets D's BCE cannot reach 0: its floor is the targets' entropy (0.098 nats for a
-    real target of 0.98), so "near the minimum" is measured above that floor. As a loop hook it warns
+    real target of 0.98), so "near the minimum" is measured above that floor; the hinge loss's floor is 0.
+    A Wasserstein critic's loss has no floor, so only G's ceiling is watched. As a loop hook it warns
     (each new finding once), and stops the run on it when objective.stop_on_collapse is set.
     """
 
@@ -80,7 +117,7 @@ class CollapseMonitor(Hook):
 
     def __init__(self, cfg: AdversarialConfig):
         self.cfg = cfg
-        self.d_min = binary_entropy(cfg.real_target) + binary_entropy(cfg.fake_target)
+        self.d_min = gan_losses.d_loss_floor(cfg.loss, cfg.real_target, cfg.fake_target)
         self.streak = 0
         self.warning: str | None = None  # the current finding; cleared by a check that finds nothing
 
@@ -107,12 +144,13 @@ class CollapseMonitor(Hook):
         if step % self.cfg.collapse_check_every:
             return None
         d, g = values.get("loss_d", math.nan), values.get("loss_g", math.nan)
-        bad = d - self.d_min < self.cfg.d_loss_floor or g > self.cfg.g_loss_ceiling
+        d_saturated = self.d_min is not None and d - self.d_min < self.cfg.d_loss_floor
+        bad = d_saturated or g > self.cfg.g_loss_ceiling
         self.streak = self.streak + 1 if bad else 0
         if self.streak < self.cfg.collapse_patience:
             return None
-        return (f"{COLLAPSE_WARNING} at step {step}: D loss {d:.3g} (within {self.cfg.d_loss_floor:g} of its "
-                f"minimum {self.d_min:.3g}?), "
+        floor = "" if self.d_min is None else f" (within {self.cfg.d_loss_floor:g} of its minimum {self.d_min:.3g}?)"
+        return (f"{COLLAPSE_WARNING} at step {step}: D loss {d:.3g}{floor}, "
                 f"G loss {g:.3g} (ceiling {self.cfg.g_loss_ceiling:g}) for {self.streak} consecutive checks; "
                 f"D may be saturated or G collapsed. Try a lower optim.lr_d, real_target < 1, or check samples")
 
@@ -125,6 +163,12 @@ class Adversarial(Objective):
         self.model = model
         self.cfg = cfg
         self.normalizer = normalizer
+        self.policies = diffaugment.parse(cfg.diffaugment)
+        if cfg.gradient_penalty and batch_norms(model.discriminator):
+            raise GenlabError(
+                "objective.gradient_penalty needs a discriminator without BatchNorm: the penalty is on each "
+                "image's gradient, and BatchNorm makes D's output for one image depend on the rest of its batch "
+                "(Gulrajani et al. 2017, sec. 4). Set model.d_norm: none (or layer), or gradient_penalty: 0")
         self.optimizers = {
             "discriminator": build_optimizer(model.discriminator.parameters(), optim, optim.lr_d),
             "generator": build_optimizer(model.generator.parameters(), optim, optim.lr_g),
@@ -142,37 +186,69 @@ class Adversarial(Objective):
     def _real_labels(self, batch: Batch) -> torch.Tensor | None:
         return batch.labels if self.model.conditional else None
 
-    def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
-        real, n = batch.images, batch.images.shape[0]
-        y_real, y_fake = self._real_labels(batch), self._fake_labels(n, real.device)
-        z = torch.randn(n, self.model.latent_dim, device=real.device)
-        fake = self.model.generator(z, y_fake)
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D in training: behind DiffAugment's transforms when the config names any."""
+        if self.policies:
+            x = diffaugment.augment(x, self.policies)
+        return self.model.discriminate_with_classes(x, labels)
 
-        out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
-        out_fake, cls_fake = self.model.discriminate_with_classes(fake.detach(), y_fake)
-        loss_d_real = bce_logits(out_real, self.cfg.real_target)
-        loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
+    def _score_terms(self, out_real: torch.Tensor, out_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What D's outputs say: its mean probability of real for BCE, its mean raw score otherwise."""
+        real, fake = out_real.detach().float(), out_fake.detach().float()
+        if self.cfg.loss == "bce":
+            return {"d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean()}
+        terms = {"critic_real": real.mean(), "critic_fake": fake.mean()}
+        if self.cfg.loss == "wasserstein":
+            terms["wasserstein_estimate"] = terms["critic_real"] - terms["critic_fake"]
+        return terms
+
+    def _g_terms(self, out: torch.Tensor, cls: torch.Tensor | None, labels: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = gan_losses.g_loss(self.cfg.loss, out)
+        if cls is None:
+            return loss, {}
+        class_loss = F.cross_entropy(cls.float(), labels)
+        return loss + self.cfg.class_loss_weight * class_loss, {"loss_g_class": class_loss}
+
+    def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        real, n = batch.images, batch.images.shape[0]
+        y_real = self._real_labels(batch)
+        # The penalty pairs each real image with a fake of its class, so the interpolate has one label.
+        y_fake = y_real if cfg.gradient_penalty and y_real is not None else self._fake_labels(n, real.device)
+        z = torch.randn(n, self.model.latent_dim, device=real.device)
+        g_step = (step + 1) % cfg.n_critic == 0
+        with contextlib.nullcontext() if g_step else torch.no_grad():  # no graph through G that G won't use
+            fake = self.model.generator(z, y_fake)
+
+        out_real, cls_real = self._d(real, y_real)
+        out_fake, cls_fake = self._d(fake.detach(), y_fake)
+        loss_d_real, loss_d_fake = gan_losses.d_terms(cfg.loss, out_real, out_fake, cfg.real_target,
+                                                      cfg.fake_target)
         loss_d = loss_d_real + loss_d_fake
         extra: dict[str, torch.Tensor] = {}
+        if cfg.gradient_penalty:
+            extra["gradient_penalty"] = gan_losses.gradient_penalty(lambda x: self._d(x, y_real)[0], real, fake)
+            loss_d = loss_d + cfg.gradient_penalty * extra["gradient_penalty"]
         if cls_real is not None:
             extra["loss_d_class"] = F.cross_entropy(torch.cat([cls_real, cls_fake]).float(),
                                                     torch.cat([y_real, y_fake]))
-            loss_d = loss_d + self.cfg.class_loss_weight * extra["loss_d_class"]
+            loss_d = loss_d + cfg.class_loss_weight * extra["loss_d_class"]
         stepper.step(loss_d, self.optimizers["discriminator"],
                      {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake, **extra})
 
-        out_g, cls_g = self.model.discriminate_with_classes(fake, y_fake)
-        loss_g = bce_logits(out_g, 1.0)
-        if cls_g is not None:
-            extra["loss_g_class"] = F.cross_entropy(cls_g.float(), y_fake)
-            loss_g = loss_g + self.cfg.class_loss_weight * extra["loss_g_class"]
-        stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g, **extra})
-        self.model.update_average()
+        if g_step:
+            out_g, cls_g = self._d(fake, y_fake)
+            loss_g, g_class = self._g_terms(out_g, cls_g, y_fake)
+            stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g, **g_class})
+            self.model.update_average()
+        if cfg.n_critic > 1:  # the same definition on every step (the module's docstring says why)
+            loss_g, g_class = self._g_terms(out_fake.detach(), None if cls_fake is None else cls_fake.detach(),
+                                            y_fake)
+        extra.update(g_class)
         return {
             "loss_d": loss_d.detach(), "loss_d_real": loss_d_real.detach(), "loss_d_fake": loss_d_fake.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(out_real.detach().float()).mean(),
-            "d_fake": torch.sigmoid(out_fake.detach().float()).mean(),
+            "loss_g": loss_g.detach(), **self._score_terms(out_real, out_fake),
             **{k: v.detach() for k, v in extra.items()},
         }
 
@@ -190,18 +266,17 @@ class Adversarial(Objective):
         with batch_statistics(self.model.discriminator) if n > 1 else contextlib.nullcontext():
             out_real, cls_real = self.model.discriminate_with_classes(real, y_real)
             out_fake, cls_fake = self.model.discriminate_with_classes(fake, y_fake)
-        loss_d_real = bce_logits(out_real, self.cfg.real_target)
-        loss_d_fake = bce_logits(out_fake, self.cfg.fake_target)
+        cfg = self.cfg
+        loss_d_real, loss_d_fake = gan_losses.d_terms(cfg.loss, out_real, out_fake, cfg.real_target,
+                                                      cfg.fake_target)
         terms = {"loss_d": loss_d_real + loss_d_fake, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake,
-                 "loss_g": bce_logits(out_fake, 1.0), "d_real": torch.sigmoid(out_real.float()).mean(),
-                 "d_fake": torch.sigmoid(out_fake.float()).mean()}
+                 **self._score_terms(out_real, out_fake)}
+        terms["loss_g"], g_class = self._g_terms(out_fake, cls_fake, y_fake)
+        terms.update(g_class)
         if cls_real is not None:
-            w = self.cfg.class_loss_weight
             terms["loss_d_class"] = F.cross_entropy(torch.cat([cls_real, cls_fake]).float(),
                                                     torch.cat([y_real, y_fake]))
-            terms["loss_g_class"] = F.cross_entropy(cls_fake.float(), y_fake)
-            terms["loss_d"] = terms["loss_d"] + w * terms["loss_d_class"]
-            terms["loss_g"] = terms["loss_g"] + w * terms["loss_g_class"]
+            terms["loss_d"] = terms["loss_d"] + cfg.class_loss_weight * terms["loss_d_class"]
         return terms
 
     @torch.no_grad()
@@ -237,5 +312,5 @@ def build(ctx: BuildContext) -> Adversarial:
 ENTRY = ObjectiveEntry(
     kind="adversarial", config=AdversarialConfig, build=build, default_best_metric=PROXY,
     summary="GAN training in the textbook order (D on real, D on detached fakes, then G), label smoothing, AC-GAN",
-    learning_rates=_learning_rates, resumable=frozenset({"stop_on_collapse"}),
+    checks=check_lipschitz, learning_rates=_learning_rates, resumable=frozenset({"stop_on_collapse"}),
 )

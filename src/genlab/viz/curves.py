@@ -19,7 +19,9 @@ from genlab.viz.grids import save_figure  # noqa: E402
 LABELS = {"d_real": "mean D(x)", "d_fake": "mean D(G(z))", "loss_d": "D loss", "loss_g": "G loss",
           "loss_d_real": "D loss on real", "loss_d_fake": "D loss on fake", "recon": "reconstruction",
           "kl": "KL divergence (nats)", "fd_randconv": "FD-randconv (proxy)",
-          "active_units": "active latent units (A_u > 0.01)", "kl_dims_max": "largest KL of one dimension (nats)"}
+          "active_units": "active latent units (A_u > 0.01)", "kl_dims_max": "largest KL of one dimension (nats)",
+          "critic_real": "mean critic score, real", "critic_fake": "mean critic score, generated",
+          "wasserstein_estimate": "critic's Wasserstein-1 estimate", "gradient_penalty": "gradient penalty"}
 
 
 def terms_of(rows: list[dict[str, str]]) -> list[str]:
