@@ -59,6 +59,7 @@ MANIFEST = "model.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 FIGURE = "samples.png"
+DIFFUSERS_DIR = "diffusers"  # a diffusion model's U-Net and scheduler, in diffusers' layout
 PRIOR = "prior.npz"
 MANIFEST_FORMAT_VERSION = 1
 # Example batch for tracing and torch.export: not 1, which torch.export would specialise as a constant,
@@ -168,6 +169,9 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     if "safetensors" in chosen:
         written.append(_export_safetensors(model, loaded.cfg.model.name, out))
 
+    if loaded.caps.family == "diffusion":
+        written.extend(_export_diffusers(model, out))
+
     prior_file = _export_prior(model, out)
     if prior_file is not None:
         written.append(prior_file)
@@ -176,7 +180,7 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     if figure is not None:
         written.append(figure)
 
-    manifest = _manifest(loaded, model, mean, std, graphs, written, which, parameters)
+    manifest = _manifest(loaded, model, mean, std, graphs, written, which, parameters, out)
     card = _write_card(manifest, loaded.run.path, out, figure)
     manifest["files"][card.name] = _file_entry(card)
     manifest_path = out / MANIFEST
@@ -219,6 +223,8 @@ def require_onnx() -> None:
 def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: torch.Tensor) -> list[Graph]:
     """The graphs a model exports: a generator for a model without an encoder (a GAN), else a decoder and
     an encoder (with the log-variance output for variational models)."""
+    if caps.family == "diffusion":  # its sampler is many network calls in a loop: see _export_diffusers
+        return []
     gen = torch.Generator().manual_seed(0)
     latent_dim = int(model.latent_dim)
     channels, height, width = (int(s) for s in model.image_shape)
@@ -297,6 +303,23 @@ def _export_safetensors(model: nn.Module, name: str, out: Path) -> Path:
     return path
 
 
+def _export_diffusers(model: nn.Module, out: Path) -> list[Path]:
+    """The sampling U-Net (the weight average when there is one) and the DDIM scheduler it was trained for, in
+    diffusers' own layout: `UNet2DModel.from_pretrained(out / "diffusers", subfolder="unet")` and
+    `DDIMScheduler.from_pretrained(out / "diffusers", subfolder="scheduler")` load them in any program, and
+    `DDIMPipeline(unet, scheduler)` samples an unconditional model. Written to a temporary folder and moved."""
+    import shutil
+
+    root = out / DIFFUSERS_DIR
+    staging = out / f".{DIFFUSERS_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.sampling_unet.save_pretrained(staging / "unet")
+    model.sampling_scheduler(model.sample_steps).save_pretrained(staging / "scheduler")
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
 def _export_prior(model: nn.Module, out: Path) -> Path | None:
     """A fitted ex-post mixture (genlab.models.priors) as plain arrays, so a consumer of decoder.pt draws codes
     from what genlab samples from: k ~ Categorical(weights), z = means[k] + scale_tril[k] @ N(0, I)."""
@@ -344,7 +367,7 @@ def _file_entry(path: Path) -> dict[str, Any]:
 
 
 def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
-              written: list[Path], which: str, parameters: dict[str, Any]) -> dict[str, Any]:
+              written: list[Path], which: str, parameters: dict[str, Any], out: Path) -> dict[str, Any]:
     from genlab.metrics.provenance import generator_weights
     from genlab.models.latent import prior_description
 
@@ -386,7 +409,7 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
                     "model.safetensors) use (x - mean) / std",
         },
         "graphs": {g.name: g.contract() for g in graphs},
-        "files": {p.name: _file_entry(p) for p in written},
+        "files": {p.relative_to(out).as_posix(): _file_entry(p) for p in written},
         "config": cfg.to_dict(),
     }
 

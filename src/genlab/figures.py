@@ -9,6 +9,7 @@
     kl_per_dim.png       VAEs: KL per latent dimension (sorted) and active units per epoch, as training measured
     loss_curves.png      every logged term, train and validation, per step and per epoch
     loss_table.csv/.md   per-epoch train and validation means
+    trajectory.png       diffusion models: the predicted clean image along the DDIM steps, noise to sample
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from genlab.objectives import input_noise
 from genlab.run import RunDir
 from genlab.viz import FIGURES
 from genlab.viz.curves import epoch_table, loss_curves_figure
-from genlab.viz.figures import reconstruction_figure, sample_figure
+from genlab.viz.figures import reconstruction_figure, sample_figure, trajectory_figure
 from genlab.viz.latent import (
     dimension_ranking,
     encode_all,
@@ -72,6 +73,9 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
     if "loss_curves" in only and run.history.is_file():
         paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms"))
         paths.extend(epoch_table(run.history, out / "loss_table.csv", out / "loss_table.md"))
+    if "trajectory" in only and caps.family == "diffusion":
+        paths.append(trajectory_figure(model, data.normalizer, out / "trajectory.png", seed=seed,
+                                       num_classes=caps.num_classes))
     if not caps.has_encoder:
         return paths
     device = next(model.parameters()).device

@@ -29,7 +29,8 @@ from genlab.run import RunDir, summary_of
 EXAMPLE_BATCH = 4
 FAMILIES = {"gan": "generative adversarial network (generator and discriminator)",
             "vae": "variational autoencoder (Gaussian encoder, decoder)",
-            "autoencoder": "autoencoder (deterministic encoder, decoder)"}
+            "autoencoder": "autoencoder (deterministic encoder, decoder)",
+            "diffusion": "denoising diffusion model (a U-Net that predicts the noise, sampled by DDIM)"}
 # What the protocol fields every stored score carries mean, beyond the comparability fields of comparable.py.
 PROTOCOL_FIELDS: dict[str, str] = {
     "checkpoint": "checkpoint scored", "step": "training step of the weights scored",
@@ -258,10 +259,44 @@ def _loading(manifest: dict[str, Any]) -> str:
             elif fmt == "onnx":
                 text += ("\nONNX with onnxruntime (`pip install onnxruntime numpy`):\n\n"
                          + _code(_onnx(file, contract)))
-    weights = [f for f in files if f.endswith(".safetensors")]
+    weights = [f for f in files if f.endswith(".safetensors") and "/" not in f]
     for file in weights:
         text += "\n" + _safetensors(file, manifest)
+    if any(f.startswith("diffusers/") for f in files):
+        text += "\n" + _diffusers(manifest)
     return text
+
+
+def _diffusers(manifest: dict[str, Any]) -> str:
+    """A diffusion model's sampler is a loop over the network, not one graph: diffusers runs it."""
+    m = manifest["model"]
+    steps = m["kwargs"].get("sample_steps", 50)
+    if m.get("conditional"):
+        code = (f"import torch\nfrom diffusers import DDIMScheduler, UNet2DModel\n\n"
+                f"unet = UNet2DModel.from_pretrained('diffusers', subfolder='unet').eval()\n"
+                f"scheduler = DDIMScheduler.from_pretrained('diffusers', subfolder='scheduler')\n"
+                f"scheduler.set_timesteps({steps})\n"
+                f"labels = torch.arange({EXAMPLE_BATCH}) % {m['num_classes']}\n"
+                f"null = torch.full_like(labels, {m['num_classes']})  # the label meaning 'no label'\n"
+                f"guidance = {m['kwargs'].get('guidance_scale', 2.0)}\n"
+                f"x = torch.randn({EXAMPLE_BATCH}, unet.config.in_channels, unet.config.sample_size, "
+                f"unet.config.sample_size)\n"
+                f"with torch.no_grad():\n"
+                f"    for t in scheduler.timesteps:\n"
+                f"        cond, uncond = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, null]))"
+                f".sample.chunk(2)\n"
+                f"        x = scheduler.step(uncond + guidance * (cond - uncond), t, x).prev_sample\n"
+                f"images = (x.clamp(-1, 1) + 1) / 2  # N x C x H x W in [0, 1]\n")
+    else:
+        code = (f"import torch\nfrom diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel\n\n"
+                f"unet = UNet2DModel.from_pretrained('diffusers', subfolder='unet')\n"
+                f"scheduler = DDIMScheduler.from_pretrained('diffusers', subfolder='scheduler')\n"
+                f"pipe = DDIMPipeline(unet=unet, scheduler=scheduler)\n"
+                f"images = pipe(batch_size={EXAMPLE_BATCH}, num_inference_steps={steps}, "
+                f"generator=torch.Generator().manual_seed(0), output_type='np').images  # N x H x W x C in [0, 1]\n")
+    return ("### diffusers\n\nThe U-Net (the weight average when the run kept one) and its DDIM scheduler, in "
+            "diffusers' own folders; genlab's samples are these with eta 0 (`pip install diffusers torch`):\n\n"
+            + _code(code))
 
 
 def _contract(contract: dict[str, Any]) -> str:

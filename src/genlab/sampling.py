@@ -100,14 +100,14 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     caps = trained.caps
     gen = torch.Generator().manual_seed(seed)
     per_image = None if labels is None else [labels[i % len(labels)] for i in range(n)]
-    flat = caps.latent.layout == "vector" and caps.latent.prior == "standard_normal"
+    flat = caps.latent.layout in ("vector", "noise") and caps.latent.prior == "standard_normal"
     chunks = []
     with generator_weights(model, live) as weights:
         if flat:
             z = draw_codes(model, n, gen)
             for start in range(0, n, batch_size):
                 zb = z[start:start + batch_size].to(device)
-                if caps.family == "gan":
+                if caps.conditional:
                     lb = None if per_image is None else torch.tensor(per_image[start:start + batch_size], device=device)
                     chunks.append(model.decode(zb, lb))
                 else:
@@ -115,7 +115,10 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
         else:  # a learned prior samples itself; one generator per batch keeps the seed meaningful
             for i, start in enumerate(range(0, n, batch_size)):
                 g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
-                chunks.append(model.sample(min(batch_size, n - start), generator=g))
+                m = min(batch_size, n - start)
+                lb = None if per_image is None else torch.tensor(per_image[start:start + m], device=device)
+                chunks.append(model.sample(m, generator=g, labels=lb) if lb is not None else
+                              model.sample(m, generator=g))
     images = torch.cat([trained.normalizer.to_unit(c.float()).cpu() for c in chunks])
     source = prior_phrase(model) if flat else f"the model's {caps.latent.prior} prior"
     return Drawn(images, per_image, source, weights)

@@ -22,7 +22,7 @@ FIELDS: dict[str, str] = {
     "pr_k": "k of precision/recall", "kid_subset_size": "KID subset size", "kid_subsets": "KID subset count",
     "bins": "histogram bins", "binarisation": "binarisation", "threshold": "threshold",
     "model_mode": "model mode", "likelihood": "likelihood", "importance_samples": "importance samples",
-    "variant": "estimator variant",
+    "variant": "estimator variant", "sampler": "sampler (steps, guidance)",
 }
 # Not here, though every score records it: `generator_weights`. A weight average is part of the model being
 # compared (the recommended GAN configs add one), like its learning rate, not of how it was measured.

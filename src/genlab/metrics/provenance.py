@@ -47,6 +47,8 @@ def generator_weights(model: Any) -> str:
     decay = getattr(model, "ema_decay", 0.0)
     if getattr(model, "generator_ema", None) is not None:
         return f"weight-averaged generator (ema_decay {decay})"
+    if getattr(model, "unet_ema", None) is not None:
+        return f"weight-averaged U-Net (ema_decay {decay})"
     return "live weights (no weight average)"
 
 
@@ -76,6 +78,9 @@ def making(ctx: Context, metric: Metric, values: dict[str, Any], checkpoint_sha2
 
     binarised = describe(ctx.cfg.data.binarize, ctx.cfg.data.split_seed)
     pixels = {"binarisation": binarised} if binarised else {}
+    sampler = getattr(ctx.model, "sampler_description", None)  # a diffusion model's steps and guidance
+    if sampler:
+        pixels["sampler"] = sampler
     return {"metric": metric.name, MODEL_MODE: EVAL_MODE, **pixels, "generator_weights": generator_weights(ctx.model),
             "checkpoint_sha256": checkpoint_sha256, "device": str(ctx.device), "versions": dict(library_versions()),
             "eval_settings": settings_record(ctx.s),

@@ -82,6 +82,25 @@ def fd_randconv(real_unit: torch.Tensor, fake_unit: torch.Tensor, seed: int = 0)
     return frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff))
 
 
+@torch.no_grad()
+def proxy_score(model: nn.Module, normalizer, loader, generator: torch.Generator, limit: int) -> float:
+    """fd_randconv between the first `limit` validation images (fewer if the set is smaller) and as many fresh
+    samples of `model`, drawn with `generator`: the per-evaluation score of models without an encoder."""
+    from genlab.errors import GenlabError
+
+    n = min(limit, loader.num_images)
+    if n < 2:
+        raise GenlabError(f"{NAME} needs at least 2 validation images (a covariance); the validation set "
+                          f"has {loader.num_images}. Raise data.val_fraction or data.val_limit.")
+    real: list[torch.Tensor] = []
+    for b in loader.batches():
+        real.append(b.images[: n - sum(len(r) for r in real)])
+        if sum(len(r) for r in real) >= n:
+            break
+    fake = torch.cat([model.sample(min(256, n - i), generator=generator) for i in range(0, n, 256)])
+    return fd_randconv(normalizer.to_unit(torch.cat(real).float()), normalizer.to_unit(fake.float()))
+
+
 def _compute(ctx: Context) -> dict[str, Score]:
     from genlab.metrics.context import distribution_scores
 

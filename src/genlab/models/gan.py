@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from genlab.models.averaging import check_decay, update_average
 from genlab.models.registry import LatentSpec, ModelEntry, always, when
 
 
@@ -55,9 +56,7 @@ class GAN(nn.Module):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, num_classes: int,
                  image_shape: tuple[int, int, int], ema_decay: float = 0.0):
         super().__init__()
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1): 0 turns the average off, 0.99-0.9999 are usual "
-                             f"(got {ema_decay})")
+        check_decay(ema_decay)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
@@ -86,20 +85,8 @@ class GAN(nn.Module):
         ExponentialMovingAverage does with num_updates), so the average does not drag the random
         initialisation through a short run.
         """
-        if self.generator_ema is None:
-            return
-        t = int(self.ema_updates)
-        decay = min(self.ema_decay, (1 + t) / (10 + t))
-        live = dict(self.generator.state_dict())
-        avg, src = [], []
-        for name, value in self.generator_ema.state_dict().items():
-            if value.is_floating_point():
-                avg.append(value)
-                src.append(live[name])
-            else:  # BatchNorm's batch counter
-                value.copy_(live[name])
-        torch._foreach_lerp_(avg, src, 1.0 - decay)
-        self.ema_updates += 1
+        if self.generator_ema is not None:
+            update_average(self.generator_ema, self.generator, self.ema_updates, self.ema_decay)
 
     @torch.no_grad()
     def reset_average(self) -> None:

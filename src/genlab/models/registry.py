@@ -14,13 +14,16 @@ from typing import Any, Literal
 
 from torch import nn
 
-Family = Literal["autoencoder", "gan"]
+Family = Literal["autoencoder", "gan", "diffusion"]
 
 # What each family's modules must offer; tests/models/test_model_registry.py holds every entry to it.
 FAMILY_API: dict[str, tuple[str, ...]] = {
     "autoencoder": ("encode", "decode", "reconstruct", "sample", "latent_dim", "image_shape"),
     "gan": ("decode", "sample", "discriminate", "discriminate_with_classes", "generator", "discriminator",
             "sampling_generator", "update_average", "latent_dim", "num_classes", "image_shape"),
+    # latent_dim: the flattened noise x_T that decode maps to an image (deterministic DDIM)
+    "diffusion": ("decode", "sample", "denoise", "predict_noise", "training_scheduler", "sampling_scheduler",
+                  "unet", "sampling_unet", "update_average", "latent_dim", "num_classes", "image_shape"),
 }
 
 
@@ -28,13 +31,15 @@ FAMILY_API: dict[str, tuple[str, ...]] = {
 class LatentSpec:
     """The latent space a model exposes, so a figure or tool can tell whether it applies.
 
-    layout: "vector" is a flat (latent_dim,) code; other layouts (a VQ code grid, image-shaped diffusion
-    noise) are not vectors and get no sliders or traversals. prior: what `sample` draws codes from.
-    posterior: what `encode` returns, "gaussian" (mean and log-variance: a VAE), "point" (a deterministic
-    code: an autoencoder) or "none" (no encoder: a GAN's z is only ever drawn from the prior).
+    layout: "vector" is a flat (latent_dim,) code; "noise" is a sampler's image-shaped starting noise, drawn
+    flat from N(0, I) and decoded deterministically (a diffusion model's DDIM), so sample metrics apply but
+    one coordinate means nothing alone; "grid" is a VQ code grid. Only vectors get sliders or traversals.
+    prior: what `sample` draws codes from. posterior: what `encode` returns, "gaussian" (mean and
+    log-variance: a VAE), "point" (a deterministic code: an autoencoder) or "none" (no encoder: a GAN's z
+    is only ever drawn from the prior).
     """
 
-    layout: Literal["vector", "grid"] = "vector"
+    layout: Literal["vector", "grid", "noise"] = "vector"
     prior: Literal["standard_normal", "learned"] = "standard_normal"
     posterior: Literal["gaussian", "point", "none"] = "gaussian"
 

@@ -41,7 +41,7 @@ from genlab.data import Batch, BatchLoader, Normalizer
 from genlab.engine.hook import Hook, StepRecord
 from genlab.errors import GenlabError
 from genlab.metrics.proxy import NAME as PROXY
-from genlab.metrics.proxy import fd_randconv
+from genlab.metrics.proxy import proxy_score
 from genlab.models.gan import GAN
 from genlab.models.norm_modes import batch_norms, batch_statistics
 from genlab.objectives import diffaugment, gan_losses
@@ -282,19 +282,7 @@ class Adversarial(Objective):
     @torch.no_grad()
     def scores(self, loader: BatchLoader, generator: torch.Generator) -> dict[str, float]:
         """FD-randconv between up to `proxy_samples` held-out images and as many fresh samples."""
-        n = min(self.cfg.proxy_samples, loader.num_images)
-        if n < 2:
-            raise GenlabError(f"{PROXY} needs at least 2 validation images (a covariance); the validation set "
-                              f"has {loader.num_images}. Raise data.val_fraction or data.val_limit.")
-        real = []
-        for b in loader.batches():
-            real.append(b.images[: n - sum(len(r) for r in real)])
-            if sum(len(r) for r in real) >= n:
-                break
-        real = torch.cat(real)
-        fake = torch.cat([self.model.sample(min(256, n - i), generator=generator) for i in range(0, n, 256)])
-        to_unit = self.normalizer.to_unit
-        return {PROXY: fd_randconv(to_unit(real.float()), to_unit(fake.float()))}
+        return {PROXY: proxy_score(self.model, self.normalizer, loader, generator, self.cfg.proxy_samples)}
 
 
 def _learning_rates(optim: OptimConfig) -> dict[str, float]:

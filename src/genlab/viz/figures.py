@@ -63,3 +63,20 @@ def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int =
         more = f" (first {shown} of {classes} classes)" if shown < classes else ""
         return save_rows(rows, path, title or f"Samples per class{more}, fixed noise (seed {seed})")
     return save_grid(samples, path, title or f"Samples from {prior_phrase(model)}, seed {seed}")
+
+
+def trajectory_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 6, columns: int = 8,
+                      seed: int = 0, num_classes: int = 0) -> Path:
+    """A diffusion model's DDIM path, one row per sample: its prediction of the clean image at `columns` steps
+    from pure noise to the last one, so a reader sees where coarse layout and fine detail are decided."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    noise = torch.randn(n, *model.image_shape, generator=gen, device=device)
+    labels = torch.arange(n, device=device) % num_classes if num_classes else None
+    final, kept = model.denoise(noise, labels, keep=columns)
+    steps = model.sample_steps
+    rows = [(f"class {int(labels[i])}" if labels is not None else f"sample {i + 1}",
+             normalizer.to_unit(torch.stack([k[i] for k in kept]).float()).cpu()) for i in range(n)]
+    return save_rows(rows, path, f"Denoising trajectory: the predicted clean image at {len(kept)} of {steps} DDIM "
+                                 f"steps, noise (left) to sample (right), seed {seed}")
