@@ -78,5 +78,5 @@ def trajectory_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: i
     steps = model.sample_steps
     rows = [(f"class {int(labels[i])}" if labels is not None else f"sample {i + 1}",
              normalizer.to_unit(torch.stack([k[i] for k in kept]).float()).cpu()) for i in range(n)]
-    return save_rows(rows, path, f"Denoising trajectory: the predicted clean image at {len(kept)} of {steps} DDIM "
-                                 f"steps, noise (left) to sample (right), seed {seed}")
+    return save_rows(rows, path, f"Denoising trajectory (seed {seed}): predicted clean image\nat {len(kept)} of "
+                                 f"{steps} DDIM steps, from noise (left) to sample (right)")
