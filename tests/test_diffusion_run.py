@@ -114,6 +114,8 @@ def test_conditional_samples_follow_the_requested_labels_through_genlab_sample(t
     a = draw(trained, 4, seed=1, labels=[0]).images
     b = draw(trained, 4, seed=1, labels=[2]).images
     assert a.shape == (4, 1, 16, 16) and not torch.equal(a, b)  # same noise, other label, other images
+    live = draw(trained, 4, seed=1, labels=[0], live=True)
+    assert "live weights" in live.generator_weights and not torch.equal(live.images, a)  # --live skips the average
 
 
 def genlab_open(run):

@@ -79,15 +79,16 @@ def generator_weights(model: torch.nn.Module, live: bool) -> Iterator[str]:
     trained weights (what the discriminator last saw)."""
     from genlab.metrics.provenance import generator_weights as described
 
-    average = getattr(model, "generator_ema", None)
-    if not live or average is None:
+    attribute = next((a for a in ("generator_ema", "unet_ema") if getattr(model, a, None) is not None), None)
+    if not live or attribute is None:
         yield described(model)
         return
-    model.generator_ema = None
+    average = getattr(model, attribute)
+    setattr(model, attribute, None)
     try:
         yield "live weights (--live; the weight average was not used)"
     finally:
-        model.generator_ema = average
+        setattr(model, attribute, average)
 
 
 @torch.no_grad()

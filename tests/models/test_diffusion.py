@@ -57,6 +57,15 @@ def test_guidance_mixes_conditional_and_unconditional_predictions():
     assert "guidance 2" in m.sampler_description and "3 steps" in m.sampler_description
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_every_step_count_starts_from_pure_noise(steps):
+    """Trailing spacing: the first DDIM step is the last training step whatever the count (Lin et al. 2024)."""
+    m = _model()
+    timesteps = m.sampling_scheduler(steps).timesteps.tolist()
+    assert timesteps[0] == TINY["timesteps"] - 1 and len(timesteps) == steps
+    assert timesteps == sorted(timesteps, reverse=True)
+
+
 def test_trajectory_keeps_predictions_from_noise_to_sample():
     m = _model()
     final, kept = m.denoise(torch.randn(2, 1, 16, 16), steps=6, keep=4)
@@ -89,6 +98,8 @@ def test_a_checkpoint_without_the_average_starts_it_from_its_network():
     ({"widths": (8, 10)}, "multiple of norm_groups 4"),
     ({"attention": (True,)}, "one true/false per level"),
     ({"sample_steps": 50}, "sample_steps must be between 1 and timesteps"),
+    ({"beta_schedule": "sigmoid"}, "beta_schedule must be one of linear, scaled_linear, squaredcos_cap_v2"),
+    ({"widths": ()}, "model.widths must be a list of positive integers"),
 ])
 def test_impossible_builds_are_clear_errors(kwargs, says):
     with pytest.raises(GenlabError, match=says):

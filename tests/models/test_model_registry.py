@@ -108,7 +108,7 @@ def test_every_size_argument_refuses_zero_with_the_key_named(name):
     entry = MODELS[name]
     for key in entry.sizes:
         bad = [0] if isinstance(model_arguments(name)[key], (list, tuple)) else 0
-        with pytest.raises(GenlabError, match=rf"model\.{key} must be a positive integer"):
+        with pytest.raises(GenlabError, match=rf"model\.{key} must be (a|a list of) positive integers?"):
             build(name, **{key: bad})
 
 

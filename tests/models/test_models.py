@@ -29,7 +29,7 @@ def test_capabilities_follow_the_arguments():
 def test_latent_dim_zero_is_refused_before_anything_is_built():
     with pytest.raises(GenlabError, match=r"model\.latent_dim must be a positive integer .*got 0.*default is 32"):
         build_model("vae", {"latent_dim": 0}, image_size=32, channels=1)
-    with pytest.raises(GenlabError, match=r"model\.hidden_dims must be a positive integers.*\[8, -1\]"):
+    with pytest.raises(GenlabError, match=r"model\.hidden_dims must be a list of positive integers.*\[8, -1\]"):
         build_model("vae", {"hidden_dims": [8, -1]}, image_size=32, channels=1)
 
 

@@ -225,15 +225,38 @@ def test_unconstrained_wasserstein_critic_warns():
 
     from genlab.objectives.adversarial import check_lipschitz
 
-    cfg = lambda o, sn=False: SimpleNamespace(objective=o, model=SimpleNamespace(d_spectral_norm=sn))  # noqa: E731
+    cfg = lambda o, sn=False: SimpleNamespace(  # noqa: E731
+        objective=o, model=SimpleNamespace(name="dcgan", kwargs=lambda: {"d_spectral_norm": sn}))
     assert "1-Lipschitz" in check_lipschitz(cfg(AdversarialConfig(loss="wasserstein")))[0]
     assert check_lipschitz(cfg(AdversarialConfig(loss="wasserstein", gradient_penalty=10))) == []
     assert check_lipschitz(cfg(AdversarialConfig(loss="wasserstein"), sn=True)) == []
     assert check_lipschitz(cfg(AdversarialConfig(loss="hinge"))) == []
+    from genlab.config import validate
+
+    sn = validate({"model": {"name": "sngan"}, "data": {"name": "digits", "image_size": 16},
+                   "objective": {"kind": "adversarial", "loss": "wasserstein"}})
+    assert check_lipschitz(sn) == []  # every layer of its D is spectrally normalised
 
 
-def test_collapse_monitor_watches_only_g_for_a_critic():
+def test_collapse_monitor_stays_silent_for_a_critic_and_floors_hinge_at_zero():
     mon = CollapseMonitor(AdversarialConfig(loss="wasserstein", collapse_check_every=1, collapse_patience=1))
     assert mon.d_min is None
     assert mon.check(0, {"loss_d": -1e6, "loss_g": 1.0}) is None
-    assert "G loss 50" in mon.check(1, {"loss_d": -1e6, "loss_g": 50.0})
+    assert mon.check(1, {"loss_d": -1e6, "loss_g": 50.0}) is None
+    hinge = CollapseMonitor(AdversarialConfig(loss="hinge", collapse_check_every=1, collapse_patience=1))
+    assert hinge.d_min == 0.0 and "minimum 0" in hinge.check(1, {"loss_d": 0.001, "loss_g": 1.0})
+
+
+def test_the_penalty_is_on_d_itself_not_behind_diffaugment():
+    model, obj, batch = _game("wasserstein", gp=10.0, diffaugment="cutout")
+    seen = []
+    original = model.discriminate_with_classes
+
+    def spy(x, labels=None):
+        seen.append(x)
+        return original(x, labels)
+
+    model.discriminate_with_classes = spy
+    obj.train_step(batch, 0, Stepper())
+    interpolate = seen[2]  # real, fake, then the penalty's x_hat
+    assert interpolate.requires_grad and (interpolate == 0).float().mean() < 0.05  # no cutout square in it

@@ -81,3 +81,11 @@ def test_validation_scores_the_average_and_sample_scores_are_opt_in():
     assert torch.equal(obj.eval_step(batch, torch.Generator().manual_seed(0))["loss"], before)
     assert obj.score_names == ()
     assert _objective(proxy_samples=8).score_names == ("fd_randconv",)
+
+
+def test_guidance_without_label_dropout_is_refused():
+    from genlab.errors import GenlabError
+
+    with pytest.raises(GenlabError, match="class_dropout 0 never trains"):
+        _objective(conditional=True, class_dropout=0.0)
+    _objective(conditional=False, class_dropout=0.0)  # nothing to guide: fine

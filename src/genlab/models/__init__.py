@@ -78,8 +78,9 @@ def check_arguments(name: str, kwargs: dict[str, Any]) -> None:
     for key in entry.sizes:
         value = kwargs.get(key, valid.get(key))
         if not _positive_sizes(value):
-            raise GenlabError(f"model.{key} must be a positive integer{'s' if isinstance(value, (list, tuple)) else ''}"
-                              f" (a size of the {name} model; got {value!r}); its default is {valid.get(key)!r}.")
+            what = "a list of positive integers" if isinstance(value, (list, tuple)) else "a positive integer"
+            raise GenlabError(f"model.{key} must be {what} (a size of the {name} model; got {value!r}); its "
+                              f"default is {valid.get(key)!r}.")
 
 
 def _positive_sizes(value: Any) -> bool:

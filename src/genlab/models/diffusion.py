@@ -27,6 +27,7 @@ from genlab.models.averaging import check_decay, update_average
 from genlab.models.registry import LatentSpec, ModelEntry, when
 
 INSTALL = 'pip install "genlab[diffusion]"'
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 def require_diffusers() -> Any:
@@ -81,7 +82,9 @@ class DiffusionModel(nn.Module):
 
     def sampling_scheduler(self, steps: int) -> Any:
         diffusers = require_diffusers()
-        scheduler = diffusers.DDIMScheduler.from_config(self.training_scheduler().config)
+        # "trailing" spacing starts every step count at the last training step, pure noise (Lin et al. 2024,
+        # table 2); diffusers' default "leading" starts 2 steps at t = T/2 and 1 step at t = 0.
+        scheduler = diffusers.DDIMScheduler.from_config(self.training_scheduler().config, timestep_spacing="trailing")
         scheduler.set_timesteps(steps)
         return scheduler
 
@@ -110,7 +113,7 @@ class DiffusionModel(nn.Module):
         if not self.conditional or guidance == 1.0:
             return self.predict_noise(x, t, labels, unet)
         null = torch.full_like(labels, self.null_label)
-        both = self.predict_noise(torch.cat([x, x]), t, torch.cat([labels, null]), unet)
+        both = self.predict_noise(torch.cat([x, x]), t, torch.cat([labels, null]), unet).float()
         cond, uncond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 
@@ -162,6 +165,11 @@ def ddpm(*, image_size: int, channels: int, num_classes: int = 0, widths: tuple[
          conditional: bool = False, timesteps: int = 1000, beta_schedule: str = "linear",
          sample_steps: int = 50, guidance_scale: float = 2.0, ema_decay: float = 0.0) -> DiffusionModel:
     diffusers = require_diffusers()
+    if beta_schedule not in BETA_SCHEDULES:
+        raise ValueError(f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)} (the schedules both the DDPM "
+                         f"trainer and the DDIM sampler implement); got {beta_schedule!r}")
+    if not widths:
+        raise ValueError("widths needs at least one level, e.g. [64, 128, 128]")
     widths = tuple(int(w) for w in widths)
     attention = tuple(attention) if attention is not None else tuple(i == len(widths) - 2 for i in range(len(widths)))
     if len(attention) != len(widths):

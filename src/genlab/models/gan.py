@@ -330,6 +330,7 @@ ENTRIES = (
         summary="DCGAN (Radford et al. 2016) at 16 to 256 px; conditional: true adds labels to G and D",
         latent=_GAN_LATENT, tiny={"g_width": 8, "d_width": 8, "latent_dim": 8}, tiny_image_sizes=(16, 32, 64),
         output_activation="tanh", conditional=when("conditional"), sizes=_GAN_SIZES,
+        spectral_d=when("d_spectral_norm"),
     ),
     ModelEntry(
         name="cgan", build=cgan, family="gan", trains_with=("adversarial",),

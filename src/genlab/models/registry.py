@@ -75,7 +75,8 @@ class ModelEntry:
     models) come from the data section, every other keyword from the config's model section.
     trains_with: objective kinds that can train it; the first is the default when a config names none.
     output_activation: a fixed last activation (GAN generators), or None when the `output_activation`
-    argument sets it. conditional: from the model arguments, whether it takes class labels.
+    argument sets it. conditional: from the model arguments, whether it takes class labels. spectral_d: whether
+    its discriminator is spectrally normalised (a Wasserstein critic then needs no gradient penalty).
     sizes: size-like arguments (widths, depths, latent sizes), which must be positive integers (or tuples
     of them); a value of 0 would build a model with nothing in it.
     tiny / tiny_image_sizes: arguments and image sizes that build it in milliseconds, for the tests.
@@ -92,6 +93,7 @@ class ModelEntry:
     output_activation: str | None = None
     conditional: Callable[[dict[str, Any]], bool] = never
     sizes: tuple[str, ...] = ()
+    spectral_d: Callable[[dict[str, Any]], bool] = never  # from the arguments: D spectrally normalised
     presets: dict[str, Any] = field(default_factory=dict)  # the arguments a preset fixes (its defaults)
 
     @property

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.models.gan import GAN
-from genlab.models.registry import LatentSpec, ModelEntry, when
+from genlab.models.registry import LatentSpec, ModelEntry, always, when
 
 
 def start_size(image_size: int) -> int:
@@ -180,6 +180,6 @@ ENTRIES = (
         summary="SNGAN (Miyato et al. 2018): ResNet G and spectrally normalised ResNet D; conditional: projection D",
         latent=LatentSpec(posterior="none"), tiny={"g_width": 4, "d_width": 4, "latent_dim": 8},
         tiny_image_sizes=(16, 28, 32), output_activation="tanh", conditional=when("conditional"),
-        sizes=("latent_dim", "g_width", "d_width"),
+        sizes=("latent_dim", "g_width", "d_width"), spectral_d=always,
     ),
 )

@@ -6,8 +6,10 @@
 
 `loss` picks the game (gan_losses: bce, hinge, wasserstein). `gradient_penalty` adds λ·E[(||∇D(x̂)|| - 1)²]
 on interpolates to D's loss, and `n_critic` > 1 steps D on that many batches (each fresh real images and
-fresh z) per G step, G stepping after the last of them: WGAN-GP's Algorithm 1 (Gulrajani et al. 2017)
-is `loss: wasserstein, gradient_penalty: 10, n_critic: 5` with Adam(0, 0.9). An epoch is still one pass
+fresh z) per G step, G stepping after the last of them on that batch's z (Algorithm 1 draws a fresh batch
+for G; reusing the last one saves a generator pass and changes nothing in expectation): WGAN-GP
+(Gulrajani et al. 2017) is `loss: wasserstein, gradient_penalty: 10, n_critic: 5` with Adam(0, 0.9). The
+penalty is on D itself, in fp32, without DiffAugment's transforms. An epoch is still one pass
 over the real images, so it holds 1/n_critic as many G steps. With n_critic > 1, the logged loss_g is
 G's loss on every step's samples as D scored them before its update (the same definition on the
 steps where G does not move).
@@ -92,8 +94,11 @@ class AdversarialConfig(Section):
 
 def check_lipschitz(cfg) -> list[str]:
     """A Wasserstein critic with nothing keeping it 1-Lipschitz estimates no distance and can grow unbounded."""
-    o = cfg.objective
-    if o.loss != "wasserstein" or o.gradient_penalty or getattr(cfg.model, "d_spectral_norm", False):
+    from genlab.models import MODELS
+
+    o, entry = cfg.objective, MODELS.get(cfg.model.name)
+    normalised = entry is not None and entry.spectral_d({**cfg.model.kwargs()})
+    if o.loss != "wasserstein" or o.gradient_penalty or normalised:
         return []
     return ["objective.loss 'wasserstein' with gradient_penalty 0 and no spectral norm in D: nothing keeps the "
             "critic 1-Lipschitz, so its scores can grow without bound and G's gradient means little. Set "
@@ -109,7 +114,8 @@ class CollapseMonitor(Hook):
 
     With smoothed targets D's BCE cannot reach 0: its floor is the targets' entropy (0.098 nats for a
     real target of 0.98), so "near the minimum" is measured above that floor; the hinge loss's floor is 0.
-    A Wasserstein critic's loss has no floor, so only G's ceiling is watched. As a loop hook it warns
+    A Wasserstein critic's scores have no fixed level (adding a constant changes nothing), so neither its
+    loss nor G's says anything here and the monitor stays silent. As a loop hook it warns
     (each new finding once), and stops the run on it when objective.stop_on_collapse is set.
     """
 
@@ -142,6 +148,8 @@ class CollapseMonitor(Hook):
 
     def check(self, step: int, values: dict[str, float]) -> str | None:
         if step % self.cfg.collapse_check_every:
+            return None
+        if self.cfg.loss == "wasserstein":  # a critic's scores drift freely: neither loss has a level to watch
             return None
         d, g = values.get("loss_d", math.nan), values.get("loss_g", math.nan)
         d_saturated = self.d_min is not None and d - self.d_min < self.cfg.d_loss_floor
@@ -228,7 +236,9 @@ class Adversarial(Objective):
         loss_d = loss_d_real + loss_d_fake
         extra: dict[str, torch.Tensor] = {}
         if cfg.gradient_penalty:
-            extra["gradient_penalty"] = gan_losses.gradient_penalty(lambda x: self._d(x, y_real)[0], real, fake)
+            # on D itself, not D behind DiffAugment: the 1-Lipschitz constraint is D's
+            extra["gradient_penalty"] = gan_losses.gradient_penalty(
+                lambda x: self.model.discriminate_with_classes(x, y_real)[0], real, fake)
             loss_d = loss_d + cfg.gradient_penalty * extra["gradient_penalty"]
         if cls_real is not None:
             extra["loss_d_class"] = F.cross_entropy(torch.cat([cls_real, cls_fake]).float(),

@@ -48,6 +48,11 @@ class Diffusion(Objective):
         self.timesteps = int(self.noise_schedule.config.num_train_timesteps)
         self.optimizers = {"model": build_optimizer(model.unet.parameters(), optim)}
         self.score_names = (PROXY,) if cfg.proxy_samples else ()
+        if model.conditional and cfg.class_dropout == 0 and model.guidance_scale != 1:
+            raise GenlabError(
+                f"model.guidance_scale {model.guidance_scale:g} mixes in the unconditional prediction, which "
+                f"objective.class_dropout 0 never trains (the null label's embedding stays at its initialisation). "
+                f"Set class_dropout > 0 (0.1 is usual) or guidance_scale: 1 (no guidance)")
         if cfg.proxy_samples == 1:
             raise GenlabError("objective.proxy_samples 1 cannot give fd_randconv a covariance: use 0 (off) or >= 2")
 

@@ -55,8 +55,11 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat uniformly between paired real and generated images
     (Gulrajani et al. 2017, Algorithm 1, lines 6-8). `critic` maps images to one output per image; the
     penalty keeps its graph, so D's optimiser steps on it (a second-order gradient through D)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = critic(x_hat)
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=torch.float32)
+    x_hat = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+    # In fp32 whatever the run's autocast: an fp16 input gradient underflows without a scaler of its own, and
+    # the penalty is a squared difference of norms near 1, where bf16's 8 bits of mantissa are too coarse.
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
     return ((grad.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
