@@ -197,9 +197,9 @@ def test_n_critic_steps_g_once_per_n_d_steps():
     assert g_moves == [False, False, True, False, False, True]
 
 
-def test_diffaugment_reaches_d_in_training_only_and_g_gets_its_gradient():
-    model, obj, batch = _game(diffaugment="translation,cutout")
-    seen = []
+def _record_d_inputs(model) -> list[torch.Tensor]:
+    """The images each call of D receives, in order (the list fills as the model runs)."""
+    seen: list[torch.Tensor] = []
     original = model.discriminate_with_classes
 
     def spy(x, labels=None):
@@ -207,6 +207,12 @@ def test_diffaugment_reaches_d_in_training_only_and_g_gets_its_gradient():
         return original(x, labels)
 
     model.discriminate_with_classes = spy
+    return seen
+
+
+def test_diffaugment_reaches_d_in_training_only_and_g_gets_its_gradient():
+    model, obj, batch = _game(diffaugment="translation,cutout")
+    seen = _record_d_inputs(model)
     obj.train_step(batch, 0, Stepper())
     assert len(seen) == 3 and not torch.equal(seen[0], batch.images)  # real images augmented too
     assert seen[2].requires_grad  # G's pass goes through the augmentation with its graph
@@ -249,14 +255,7 @@ def test_collapse_monitor_stays_silent_for_a_critic_and_floors_hinge_at_zero():
 
 def test_the_penalty_is_on_d_itself_not_behind_diffaugment():
     model, obj, batch = _game("wasserstein", gp=10.0, diffaugment="cutout")
-    seen = []
-    original = model.discriminate_with_classes
-
-    def spy(x, labels=None):
-        seen.append(x)
-        return original(x, labels)
-
-    model.discriminate_with_classes = spy
+    seen = _record_d_inputs(model)
     obj.train_step(batch, 0, Stepper())
     interpolate = seen[2]  # real, fake, then the penalty's x_hat
     assert interpolate.requires_grad and (interpolate == 0).float().mean() < 0.05  # no cutout square in it

@@ -37,3 +37,16 @@ def check_decay(ema_decay: float) -> None:
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1): 0 turns the average off, 0.99-0.9999 are usual "
                          f"(got {ema_decay})")
+
+
+def with_average(state_dict, live: str, average: str):
+    """A state dict for a model that keeps an average: a checkpoint from before the average was kept gets one
+    copied from its live network (`live.*` -> `average.*`), so it resumes with the average started there."""
+    if any(k.startswith(average + ".") for k in state_dict):
+        return state_dict
+    state_dict = dict(state_dict)
+    for k, v in list(state_dict.items()):
+        if k.startswith(live + "."):
+            state_dict[average + k[len(live):]] = v
+    state_dict.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
+    return state_dict

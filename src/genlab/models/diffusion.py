@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.averaging import check_decay, update_average
+from genlab.models.averaging import check_decay, update_average, with_average
 from genlab.models.registry import LatentSpec, ModelEntry, when
 
 INSTALL = 'pip install "genlab[diffusion]"'
@@ -151,12 +151,8 @@ class DiffusionModel(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # As GAN's: a checkpoint from before ema_decay was set starts the average from its network.
-        if self.unet_ema is not None and not any(k.startswith("unet_ema.") for k in state_dict):
-            state_dict = dict(state_dict)
-            for k, v in list(state_dict.items()):
-                if k.startswith("unet."):
-                    state_dict["unet_ema." + k[len("unet."):]] = v
-            state_dict.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
+        if self.unet_ema is not None:
+            state_dict = with_average(state_dict, "unet", "unet_ema")
         return super().load_state_dict(state_dict, strict, assign)
 
 

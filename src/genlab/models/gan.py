@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from genlab.models.averaging import check_decay, update_average
+from genlab.models.averaging import check_decay, update_average, with_average
 from genlab.models.registry import LatentSpec, ModelEntry, always, when
 
 
@@ -98,12 +98,8 @@ class GAN(nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # The average starts as a copy of the generator: a checkpoint from before ema_decay was set
         # resumes with the average taken from there on.
-        if self.generator_ema is not None and not any(k.startswith("generator_ema.") for k in state_dict):
-            state_dict = dict(state_dict)
-            for k, v in list(state_dict.items()):
-                if k.startswith("generator."):
-                    state_dict["generator_ema." + k[len("generator."):]] = v
-            state_dict.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
+        if self.generator_ema is not None:
+            state_dict = with_average(state_dict, "generator", "generator_ema")
         return super().load_state_dict(state_dict, strict, assign)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
