@@ -7,6 +7,8 @@ and resumed runs carry it.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -50,3 +52,13 @@ def with_average(state_dict, live: str, average: str):
             state_dict[average + k[len(live):]] = v
     state_dict.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
     return state_dict
+
+
+def keep_average(owner: nn.Module, live: nn.Module, name: str, ema_decay: float) -> None:
+    """Give `owner` the attribute `name`: a frozen copy of `live` to average into (None when ema_decay is 0),
+    and the `ema_updates` counter the decay ramp reads."""
+    check_decay(ema_decay)
+    owner.ema_decay = ema_decay
+    setattr(owner, name, copy.deepcopy(live).requires_grad_(False) if ema_decay else None)
+    if ema_decay:
+        owner.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))

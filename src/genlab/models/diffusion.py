@@ -16,14 +16,13 @@ which sampling uses.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.averaging import check_decay, update_average, with_average
+from genlab.models.averaging import keep_average, update_average, with_average
 from genlab.models.registry import LatentSpec, ModelEntry, when
 
 INSTALL = 'pip install "genlab[diffusion]"'
@@ -44,7 +43,6 @@ class DiffusionModel(nn.Module):
     def __init__(self, unet: nn.Module, scheduler: dict[str, Any], image_shape: tuple[int, int, int],
                  num_classes: int, sample_steps: int, guidance_scale: float, ema_decay: float):
         super().__init__()
-        check_decay(ema_decay)
         self.unet = unet
         self.scheduler_config = dict(scheduler)
         self.image_shape = image_shape
@@ -52,11 +50,8 @@ class DiffusionModel(nn.Module):
         self.num_classes = num_classes
         self.sample_steps = sample_steps
         self.guidance_scale = guidance_scale
-        self.ema_decay = ema_decay
-        self.unet_ema: nn.Module | None = None
-        if ema_decay:
-            self.unet_ema = copy.deepcopy(unet).requires_grad_(False)
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.unet_ema: nn.Module | None
+        keep_average(self, unet, "unet_ema", ema_decay)
 
     @property
     def conditional(self) -> bool:

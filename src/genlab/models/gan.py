@@ -9,13 +9,12 @@ z; the discriminator gets a learned per-class map of the image's size as an extr
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import nn
 
-from genlab.models.averaging import check_decay, update_average, with_average
+from genlab.models.averaging import keep_average, update_average, with_average
 from genlab.models.registry import LatentSpec, ModelEntry, always, when
 
 
@@ -56,17 +55,13 @@ class GAN(nn.Module):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, num_classes: int,
                  image_shape: tuple[int, int, int], ema_decay: float = 0.0):
         super().__init__()
-        check_decay(ema_decay)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.image_shape = image_shape
-        self.ema_decay = ema_decay
-        self.generator_ema: nn.Module | None = None
-        if ema_decay:
-            self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.generator_ema: nn.Module | None
+        keep_average(self, generator, "generator_ema", ema_decay)
 
     @property
     def conditional(self) -> bool:
