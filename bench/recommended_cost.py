@@ -39,6 +39,10 @@ PAIRS = {
     "cgan": ("cgan_mnist", "cgan_mnist_recommended", 1, 10),
     "dcgan": ("dcgan_anime64", "dcgan_anime64_recommended", 3, 0),
     "resvae": ("resvae_celeba128", "resvae_celeba128_recommended", 3, 0),
+    # not an original against its recommended config: the small-data GANs against the best DCGAN, same faces
+    "sngan_diffaugment": ("dcgan_anime64_recommended", "sngan_anime64_diffaugment", 3, 0),
+    "sngan_recommended": ("dcgan_anime64_recommended", "sngan_anime64_recommended", 3, 0),
+    "wgangp": ("dcgan_anime64_recommended", "wgangp_anime64", 3, 0),
 }
 BLOCKS, STEPS, WARMUP = 3, 6, 2
 

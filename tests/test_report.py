@@ -59,7 +59,8 @@ class _Page(HTMLParser):
             self.imgs.append(a)
         if "id" in a:
             self.ids.append(a["id"])
-        if tag in ("script", "link", "iframe") or (a.get("src") or "").startswith(("http:", "https:", "//")):
+        if (tag in ("link", "iframe") or (tag == "script" and "src" in a)
+                or (a.get("src") or "").startswith(("http:", "https:", "//"))):
             self.external.append(tag)
 
 
@@ -79,7 +80,8 @@ def _section(text: str, ident: str) -> str:
 def test_two_runs_give_one_self_contained_page(runs):
     text = build_report(list(runs))
     page = _Page(text)
-    assert page.external == []  # no script, stylesheet link or remote image
+    assert page.external == []  # no script file, stylesheet link or remote image: one inline script at most
+    assert text.count("<script>") == 1
     assert "tiny_vae" in text and "tiny_cgan" in text
     assert len(page.ids) == len(set(page.ids)) and {"comparison", "metrics", "run-1", "run-2"} <= set(page.ids)
 
@@ -113,14 +115,52 @@ def test_comparison_has_a_column_per_run_and_figures_side_by_side(runs):
     comparison = _section(build_report(list(runs)), "comparison")
     header = re.search(r"<thead>(.*?)</thead>", comparison, re.S).group(1)
     assert re.findall(r"<th>(.*?)</th>", header) == ["", "tiny_vae", "tiny_cgan"]
-    for name in ("validation loss (final)", "validation kl (final)", "validation loss_g (final)",
-                 "validation fd_randconv (final)", "discriminator_real_vs_fake / d_accuracy"):
-        assert f"<td>{name}</td>" in comparison, name
+    # What the runs are comes first: a VAE and a GAN have different objectives, so every loss row is marked
+    for label in ("model", "data set", "images (train / validation)", "objective", "loss unit", "epochs trained"):
+        assert f"<td>{label}</td>" in comparison, label
+    assert re.search(r'<td class="differs">reconstruction: [^<]*</td><td class="differs">adversarial: ', comparison)
+    assert '<td>digits at 12×12, limit 96, val_limit 24</td>' * 2 in comparison  # alike: not highlighted
+    assert 'id="setup-differs"' in comparison and "These runs differ in objective" in comparison
+    # no loss term is shared by a VAE and a GAN, so none is marked: a dash faces each value
+    for name in ("validation loss (final, summed squared error per image + weighted KL)",
+                 "validation kl (final, nats per image)", "validation loss_g (final", "validation fd_randconv (final"):
+        assert f"<td>{name}" in comparison, name
+    assert "<td>discriminator_real_vs_fake / d_accuracy</td>" in comparison
+    # a score the metrics store is not repeated as a final validation term, and it says its unit and direction
+    assert "validation active_units" not in comparison
+    assert "latent_usage / active_units (dimensions, higher is better)</td>" in comparison
     vae_final = (runs[0] / "history.csv").read_text().splitlines()[-1].split(",")[6]  # last val row's loss
     assert f'<td class="num">{vae_final}</td>' in comparison
     samples = re.search(r"<h3>Samples</h3>(.*?)<h3>", comparison, re.S).group(1)
     assert samples.count("<img") == 2  # the same figure type of both runs, side by side
     assert "Reconstructions: not in run tiny_cgan" in comparison  # a GAN draws none
+
+
+def test_losses_are_marked_where_the_runs_make_them_other_quantities(runs, tmp_path):
+    """Another β: the total loss weighs the KL otherwise, its reconstruction and KL terms are still alike.
+    Other data: no loss is comparable. A per-pixel mean: the reconstruction term has another unit."""
+    def variant(name: str, old: str, new: str) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(runs[0], copy)
+        text = (copy / "config.yaml").read_text()
+        assert old in text
+        (copy / "config.yaml").write_text(text.replace(old, new))
+        return copy
+
+    beta = variant("beta", "beta: 1.0", "beta: 4.0")
+    other_data = variant("data", "image_size: 12", "image_size: 16")
+    mean = variant("mean", "reduction: sum", "reduction: mean")
+
+    def marked(run: Path) -> set[str]:
+        comparison = _section(build_report([runs[0], run]), "comparison")
+        return set(re.findall(r"<td>⚠ validation (\w+)", comparison))
+
+    assert marked(beta) == {"loss"}
+    assert marked(other_data) == {"loss", "recon", "kl"}
+    assert marked(mean) == {"loss", "recon"}
+    note = _section(build_report([runs[0], beta]), "comparison")
+    assert "These runs differ in objective" in note and "validation loss: it weighs its terms" in note
+    assert "reconstruction: beta=1 (" in note and "reconstruction: beta=4 (" in note
 
 
 def test_single_run_has_its_figures_and_config_summary_and_no_comparison(runs):
@@ -211,6 +251,22 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
         assert state["broken"] == [] and state["images"] == 10 and state["without_alt"] == 0
         assert state["metrics_table"] and state["metrics_rows"] >= 4 and state["comparison_table"]
         assert state["fetched"] == []  # self-contained: nothing requested beyond the file itself
+        # Wide figures take the section's width at the default window size, and any figure enlarges on click
+        # to its full size over the page, closing on a second click.
+        widths = browser.execute_script("""return Array.from(document.querySelectorAll('figure.wide img'))
+            .map(i => i.getBoundingClientRect().width);""")
+        assert widths and min(widths) > 700, widths
+        zoomed = browser.execute_script("""
+            const img = document.querySelector('figure img'); img.click();
+            const zoom = document.getElementById('zoom'), big = zoom.querySelector('img');
+            return {shown: !zoom.hidden && getComputedStyle(zoom).display !== 'none', same: big.src === img.src,
+                    small: img.getBoundingClientRect().width, natural: big.naturalWidth,
+                    big: big.getBoundingClientRect().width, hint: zoom.querySelector('p').textContent};""")
+        assert zoomed["shown"] and zoomed["same"] and zoomed["big"] == zoomed["natural"], zoomed
+        assert "click or press Escape to close" in zoomed["hint"]
+        closed = browser.execute_script("""document.getElementById('zoom').click();
+            return document.getElementById('zoom').hidden && !document.querySelector('#zoom img');""")
+        assert closed
         browser.set_window_size(1280, min(state["height"] + 100, 12000))  # the whole page in one screenshot
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "report.png"

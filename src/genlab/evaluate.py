@@ -34,9 +34,11 @@ def not_applicable(name: str, ctx: Context) -> str | None:
 
 def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, which: str = "best",
                     settings: EvalSettings | None = None, device: str = "auto",
-                    strict: bool | None = None) -> dict[str, dict[str, Any]]:
+                    strict: bool | None = None, store: bool = True) -> dict[str, dict[str, Any]]:
     """strict (default: when metrics are named): a metric that cannot run is an error, not a skip.
-    Returns each entry as stored in metrics.json (values and protocol, without the checkpoint fields)."""
+    Returns each entry as stored in metrics.json (values and protocol, without the checkpoint fields).
+    store False leaves metrics.json alone (the explorer scores the checkpoint it shows, which may not be
+    the one the stored entries were made on, and must not replace them)."""
     s = settings or EvalSettings()
     chosen = get_metrics(metrics if metrics is not None else [n for n, m in METRICS.items() if m.by_default])
     ctx = Context(loaded, s, select_device(device))
@@ -66,7 +68,8 @@ def evaluate_loaded(loaded: LoadedRun, metrics: list[str] | None = None, *, whic
             continue
         for key, score in entries.items():
             score = Score(score.values, {**making(ctx, metric, score.values, sha), **score.protocol})
-            update_metrics(loaded.run.metrics, key, score, checkpoint=which, step=loaded.step, seed=s.seed)
+            if store:
+                update_metrics(loaded.run.metrics, key, score, checkpoint=which, step=loaded.step, seed=s.seed)
             results[key] = {**score.flat(), SCORE_KEYS: list(score.values)}
             log.info("%s: %s", key, summary(results[key]))
     return results

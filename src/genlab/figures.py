@@ -26,7 +26,7 @@ from genlab.data import DataBundle
 from genlab.history import read_history
 from genlab.metrics.latent_usage import read_stats
 from genlab.models import Capabilities, capabilities
-from genlab.objectives import input_noise
+from genlab.objectives import OBJECTIVES, input_noise
 from genlab.run import RunDir
 from genlab.viz import FIGURES
 from genlab.viz.curves import epoch_table, loss_curves_figure
@@ -71,7 +71,9 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
         paths.append(sample_figure(model, data.normalizer, out / "samples.png", seed=seed,
                                    num_classes=caps.num_classes, class_names=data.train.class_names))
     if "loss_curves" in only and run.history.is_file():
-        paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms"))
+        entry = OBJECTIVES[cfg.objective.kind]
+        paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms",
+                                        units=entry.units(cfg.objective), note=entry.train_note(cfg.objective)))
         paths.extend(epoch_table(run.history, out / "loss_table.csv", out / "loss_table.md"))
     if "trajectory" in only and caps.family == "diffusion":
         paths.append(trajectory_figure(model, data.normalizer, out / "trajectory.png", seed=seed,

@@ -11,7 +11,9 @@ from PIL import Image
 
 from genlab.errors import GenlabError
 from genlab.explore.app import MAX_UPLOAD_BYTES, check_host, create_app, decode_upload
+from genlab.explore.scoring import split_stored
 from genlab.explore.space import Space, truncated_normal
+from genlab.io import sha256_of
 from genlab.run import load_run
 from genlab.training import train
 from helpers import tiny_config
@@ -66,7 +68,36 @@ def test_page_and_info(vae):
     info = client.get("/api/info").get_json()
     assert info["kind"] == "vae" and info["latent_dim"] == 3 and info["held_out"] == len(space.held_out)
     assert [s["index"] for s in info["sliders"]] == space.ranked and info["sliders"][0]["score_name"] == "mean KL"
-    assert info["config"]["name"] == "vae" and "reconstruction_heldout" in info["metrics"]
+    assert info["config"]["name"] == "vae"
+    assert info["checkpoint"] == {"which": "best", "file": "best.pt", "step": space.loaded.step}
+
+
+def test_the_loaded_checkpoint_is_named_and_scored_without_touching_metrics_json(runs, vae):
+    """Training's end scores `last`; the explorer loads `best`. Stored entries are split by the weights they
+    scored, and the explorer scores its own checkpoint in memory with the end-of-training metrics."""
+    space, client = vae
+    stored = (runs["vae"] / "metrics.json").read_text()
+    info = client.get("/api/info").get_json()
+    same = sha256_of(runs["vae"] / "checkpoints" / "best.pt") == sha256_of(runs["vae"] / "checkpoints" / "last.pt")
+    assert ("reconstruction_heldout" in info["metrics"]) == same
+    assert ("reconstruction_heldout" in info["metrics_other"]) != same
+    client.application.config["genlab.scores"].wait(120)
+    scores = client.get("/api/scores").get_json()
+    assert scores["state"] == "done", scores
+    if not same:
+        entry = scores["entries"]["reconstruction_heldout"]
+        assert entry["step"] == space.loaded.step and entry["checkpoint"] == "best"
+        assert entry["checkpoint_sha256"] == sha256_of(runs["vae"] / "checkpoints" / "best.pt")
+        assert "latent_usage" in scores["entries"]
+    assert (runs["vae"] / "metrics.json").read_text() == stored
+
+
+def test_stored_entries_are_told_apart_by_the_weights_they_scored():
+    metrics = {"a": {"checkpoint": "last", "step": 9, "checkpoint_sha256": "x"},
+               "b": {"checkpoint": "best", "step": 9, "checkpoint_sha256": "y"},
+               "c": {"checkpoint": "last", "step": 5}, "d": 0.5}
+    here, other = split_stored(metrics, "x", 5)
+    assert set(here) == {"a", "c"} and set(other) == {"b", "d"}
 
 
 def test_held_out_code_decode_and_sliders(vae):
@@ -125,7 +156,7 @@ def test_decompression_bomb_is_refused():
     ("get", "/api/heldout/999", None, "held-out image index must be in"),
     ("post", "/api/code", {"index": -1}, "index must lie in"),
     ("post", "/api/decode", {"z": [0.0]}, "a code must be 3 finite numbers"),
-    ("post", "/api/decode", {"z": [0, 0, 0], "sliders": {"0": 9}}, "slider value must lie in"),
+    ("post", "/api/decode", {"z": [0, 0, 0], "sliders": {"0": 25}}, "slider value must lie in"),
     ("post", "/api/decode", {"z": [0, 0, 0], "sliders": {"7": 1}}, "latent dimension must be in 0..2"),
     ("get", "/api/samples?n=100", None, "n must lie in [1, 16]"),
     ("get", "/api/samples?seed=abc", None, "seed must be a number"),
@@ -183,3 +214,14 @@ def test_cli_refuses_a_public_address_before_loading_anything(runs, capsys):
 
     assert main(["explore", str(runs["vae"]), "--host", "0.0.0.0"]) == 2
     assert "--allow-remote" in " ".join(capsys.readouterr().err.split())
+
+
+def test_slider_ranges_cover_the_held_out_codes_and_samples_come_from_the_prior(vae):
+    from genlab.models.latent import draw_codes
+
+    space, client = vae
+    codes = space.encode_images(space.loaded.data.val.images)
+    for s in client.get("/api/info").get_json()["sliders"]:
+        assert s["max"] >= max(3.0, float(codes[:, s["index"]].abs().max())) and s["min"] == -s["max"]
+    expected = space.decode(draw_codes(space.model, 4, torch.Generator().manual_seed(5)))
+    assert torch.equal(space.samples(4, 5), expected)

@@ -1,4 +1,5 @@
-"""The explorer in a real headless Chromium: served on a free port, a slider moved, the image re-decoded."""
+"""The explorer in a real headless Chromium: served on a free port, a slider moved, the image re-decoded; errors
+shown next to the control that caused them, stale results cleared, the loaded checkpoint named and scored."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -24,14 +26,20 @@ const g = c.getContext('2d'); g.drawImage(img, 0, 0);
 return Array.from(g.getImageData(0, 0, c.width, c.height).data);"""
 
 
-def test_moving_a_slider_redraws_the_decoded_image(tmp_path):
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("explore_browser")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(tiny_config(name="vae", data={"image_size": 16}), out=tmp_path)
+        train(tiny_config(name="vae", data={"image_size": 16}), out=out)
     finally:
         torch.set_num_threads(threads)
-    server = make_server(tmp_path / "vae", "127.0.0.1", 0)
+    return out / "vae"
+
+
+def test_moving_a_slider_redraws_the_decoded_image(vae_run, tmp_path):
+    server = make_server(vae_run, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     browser = headless_chromium(tmp_path)
@@ -65,3 +73,69 @@ def test_moving_a_slider_redraws_the_decoded_image(tmp_path):
         browser.quit()
         server.shutdown()
     assert np.asarray(Image.open(shot).convert("L")).std() > 5
+
+
+def _served(run: Path):
+    server = make_server(run, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_errors_appear_next_to_their_control_and_stale_results_are_cleared(vae_run, tmp_path):
+    server = _served(vae_run)
+    browser = headless_chromium(tmp_path)
+    try:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        browser.get(f"http://127.0.0.1:{server.server_port}/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: b.execute_script("return !!document.getElementById('interpolation').getAttribute('src')"))
+        js = browser.execute_script
+        # the loaded checkpoint is named, with its file and step, and scored by the explorer itself
+        step = js("return document.getElementById('checkpoint').textContent")
+        assert step.startswith("best (best.pt, step ") and step.endswith(")")
+        wait.until(lambda b: js("return document.getElementById('metrics').textContent").count("best, step") >= 2)
+        assert "reconstruction_heldout" in js("return document.getElementById('metrics').textContent")
+        # numbered thumbnails; sliders whose range covers the code they start from
+        assert js("return Array.from(document.querySelectorAll('#picker button span')).slice(0, 3)"
+                  ".map(s => s.textContent)") == ["0", "1", "2"]
+        ranges = js("""return Array.from(document.querySelectorAll('#sliders input'))
+                       .map(i => [Number(i.min), Number(i.max), Number(i.value)]);""")
+        assert ranges and all(lo <= v <= hi and hi >= 3 for lo, hi, v in ranges), ranges
+
+        # a failed interpolation: its error beside its button, its old strip gone, nothing elsewhere
+        js("document.getElementById('ia').value = 999; document.getElementById('interp').click();")
+        wait.until(lambda b: js("return document.getElementById('error-interp').textContent") != "")
+        assert "must lie in" in js("return document.getElementById('error-interp').textContent")
+        assert js("return document.getElementById('error-interp').closest('#interp-card') !== null")
+        assert js("return document.getElementById('interpolation').getAttribute('src')") is None
+        assert js("return document.getElementById('error').textContent") == ""
+        js("document.getElementById('ia').value = 0; document.getElementById('interp').click();")
+        wait.until(lambda b: js("return document.getElementById('error-interp').textContent") == "")
+
+        # a rejected upload (text named .png): said next to the picker, the file box emptied, the image kept
+        before = js("return document.getElementById('original').src")
+        fake = tmp_path / "notes.png"
+        fake.write_text("not an image")
+        browser.find_element(By.ID, "upload").send_keys(str(fake))
+        wait.until(lambda b: js("return document.getElementById('error-pick').textContent") != "")
+        message = js("return document.getElementById('error-pick').textContent")
+        assert "notes.png was not used" in message and "not a readable image" in message
+        assert "still the previous one" in message
+        assert js("return document.getElementById('upload').value") == ""
+        assert js("return document.getElementById('original').src") == before
+        # a good pick clears the picker's error
+        js("document.querySelector('#picker button[data-i=\"3\"]').click();")
+        wait.until(lambda b: js("return document.getElementById('error-pick').textContent") == "")
+        assert js("return document.querySelector('#picker button.sel').dataset.i") == "3"
+        # an accepted upload replaces the image and un-highlights the thumbnail it replaced
+        real = tmp_path / "face.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(real)
+        browser.find_element(By.ID, "upload").send_keys(str(real))
+        wait.until(lambda b: js("return document.getElementById('source').textContent") == "uploaded: face.png")
+        assert js("return document.querySelector('#picker button.sel')") is None
+        assert js("return document.getElementById('original').src").startswith("data:image/png")
+    finally:
+        browser.quit()
+        server.shutdown()

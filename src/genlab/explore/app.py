@@ -28,7 +28,9 @@ try:  # an optional extra: the one message that says how to get it, wherever thi
 except ImportError:
     raise GenlabError('the explorer serves its page with Flask, which is not installed here; install it with '
                       'pip install "genlab[explore]" (or pip install flask).') from None
-from genlab.explore.space import SLIDER_LIMIT, Space, png_bytes, truncated_normal
+from genlab.explore.scoring import CheckpointScores, split_stored
+from genlab.explore.space import SLIDER_BOUND, SLIDER_LIMIT, Space, png_bytes, truncated_normal
+from genlab.metrics.provenance import checkpoint_hash
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
 UPLOAD_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
@@ -81,6 +83,16 @@ def create_app(space: Space) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
     page = resources.files("genlab.explore").joinpath("page.html").read_text()
     cfg = space.loaded.cfg
+    loaded = space.loaded
+
+    sha = checkpoint_hash(loaded.run.checkpoint(loaded.which))
+
+    def stored() -> tuple[dict[str, Any], dict[str, Any]]:
+        metrics = json.loads(loaded.run.metrics.read_text()) if loaded.run.metrics.is_file() else {}
+        return split_stored(metrics, sha, loaded.step)
+
+    scores = CheckpointScores(loaded, stored()[0])
+    app.config["genlab.scores"] = scores  # tests wait on it
 
     @app.errorhandler(GenlabError)
     def bad_request(exc: GenlabError):
@@ -100,14 +112,14 @@ def create_app(space: Space) -> Flask:
 
     @app.get("/api/info")
     def info():
-        metrics = {}
-        if space.loaded.run.metrics.is_file():
-            metrics = json.loads(space.loaded.run.metrics.read_text())
+        here, other = stored()
+        ckpt = loaded.run.checkpoint(loaded.which)
         return jsonify(
             run=cfg.name, model=cfg.model.name, kind="gan" if space.gan else "vae", latent_dim=space.latent_dim,
-            step=space.loaded.step, sliders=space.sliders(), slider_limit=SLIDER_LIMIT,
+            step=loaded.step, checkpoint={"which": loaded.which, "file": ckpt.name, "step": loaded.step},
+            prior=space.prior(), sliders=space.sliders(), slider_limit=SLIDER_LIMIT, slider_bound=SLIDER_BOUND,
             classes=space.class_names if space.num_classes else [], held_out=len(space.held_out),
-            image_size=cfg.data.image_size, config=cfg.to_dict(), metrics=metrics,
+            image_size=cfg.data.image_size, config=cfg.to_dict(), metrics=here, metrics_other=other,
             directions=("GANSpace: principal components of the generator's first-layer activations over 2,000 "
                         "random z, mapped to z by least squares; a slider moves z along one of them"
                         if space.gan else "latent dimensions with the highest mean KL over held-out images; a "
@@ -123,6 +135,11 @@ def create_app(space: Space) -> Flask:
     def _vae_only() -> None:
         if space.gan:
             raise GenlabError("a GAN has no encoder: pick a seed instead of an image.")
+
+    @app.get("/api/scores")
+    def checkpoint_scores():
+        """The loaded checkpoint's end-of-training scores, computed by this explorer (none are written)."""
+        return jsonify(scores.status())
 
     @app.post("/api/code")
     def code():
@@ -152,7 +169,7 @@ def create_app(space: Space) -> Flask:
     def decode():
         body = request.get_json(silent=True) or {}
         z = space.check_code(list(body.get("z") or []))
-        sliders = {int(_number(k, "slider", 0, 10_000, True)): _number(v, "slider value", -SLIDER_LIMIT, SLIDER_LIMIT)
+        sliders = {int(_number(k, "slider", 0, 10_000, True)): _number(v, "slider value", -SLIDER_BOUND, SLIDER_BOUND)
                    for k, v in (body.get("sliders") or {}).items()}
         label = body.get("label")
         label = None if label in (None, "") else int(_number(label, "label", 0, max(space.num_classes - 1, 0), True))

@@ -10,6 +10,7 @@ squares; plus truncation (resampling |z| > t) and, for conditional models, a cla
 from __future__ import annotations
 
 import io
+import math
 import time
 
 import numpy as np
@@ -22,7 +23,8 @@ from genlab.errors import GenlabError
 from genlab.run import LoadedRun
 from genlab.viz.latent import dimension_ranking, encode_all, slerp
 
-SLIDER_LIMIT = 3.0
+SLIDER_LIMIT = 3.0  # the narrowest slider range: ±3 prior standard deviations, the traversal figures' range
+SLIDER_BOUND = 20.0  # what the server accepts: a coordinate beyond 20 prior standard deviations is no code
 MAX_SLIDERS = 12
 HELD_OUT_SHOWN = 64  # held-out images offered for picking
 GANSPACE_SAMPLES = 2000
@@ -86,6 +88,9 @@ class Space:
             order, scores = dimension_ranking(means, logvars)
             self.ranked, self.rank_scores = order[:MAX_SLIDERS], scores[:MAX_SLIDERS]
             self.score_name = "KL" if logvars is not None else "var"
+            # a slider covers every held-out code of its dimension, in half steps beyond ±3
+            reach = means.abs().amax(0) if len(means) else torch.zeros(self.latent_dim)
+            self.ranges = {d: max(SLIDER_LIMIT, math.ceil(float(reach[d]) * 2) / 2) for d in self.ranked}
 
     # -------------------------------------------------------------- shared
     def _normalise(self, images_uint8: np.ndarray) -> torch.Tensor:
@@ -117,7 +122,18 @@ class Space:
         return torch.tensor(z, dtype=torch.float32).unsqueeze(0)
 
     def samples(self, n: int, seed: int, truncation: float | None = None, label: int | None = None) -> torch.Tensor:
-        return self.decode(truncated_normal(n, self.latent_dim, truncation, seed), label)
+        """A GAN's z from N(0, I) (truncated if asked); a VAE's codes from its prior, the fitted mixture when
+        it has one (models.priors), as its sample figures and `genlab sample` draw them."""
+        if self.gan:
+            return self.decode(truncated_normal(n, self.latent_dim, truncation, seed), label)
+        from genlab.models.latent import draw_codes
+
+        return self.decode(draw_codes(self.model, n, torch.Generator().manual_seed(seed)).float().cpu())
+
+    def prior(self) -> str:
+        from genlab.models.latent import prior_description
+
+        return "N(0, I)" if self.gan else prior_description(self.model, short=True)
 
     # -------------------------------------------------------------- VAE family
     @torch.no_grad()
@@ -161,17 +177,17 @@ class Space:
 
     def sliders(self) -> list[dict[str, object]]:
         if self.gan:
-            return [{"index": i, "name": f"PC{i + 1}", "score": round(s, 4), "score_name": "explained variance"}
-                    for i, s in zip(self.ranked, self.direction_scores)]
-        return [{"index": d, "name": f"z{d}", "score": round(s, 4), "score_name": f"mean {self.score_name}"}
-                for d, s in zip(self.ranked, self.rank_scores)]
+            return [{"index": i, "name": f"PC{i + 1}", "score": round(s, 4), "score_name": "explained variance",
+                     "min": -SLIDER_LIMIT, "max": SLIDER_LIMIT} for i, s in zip(self.ranked, self.direction_scores)]
+        return [{"index": d, "name": f"z{d}", "score": round(s, 4), "score_name": f"mean {self.score_name}",
+                 "min": -self.ranges[d], "max": self.ranges[d]} for d, s in zip(self.ranked, self.rank_scores)]
 
     def apply_sliders(self, base: torch.Tensor, values: dict[int, float]) -> torch.Tensor:
         """VAE: set coordinate d to its value; GAN: move along principal direction i by its value."""
         z = base.clone()
         for key, v in values.items():
-            if not -SLIDER_LIMIT <= v <= SLIDER_LIMIT:
-                raise GenlabError(f"slider values must lie in [-{SLIDER_LIMIT}, {SLIDER_LIMIT}]; got {v}.")
+            if not -SLIDER_BOUND <= v <= SLIDER_BOUND:
+                raise GenlabError(f"slider values must lie in [-{SLIDER_BOUND:g}, {SLIDER_BOUND:g}]; got {v}.")
             if self.gan:
                 if not 0 <= key < len(self.directions):
                     raise GenlabError(f"direction index must be in 0..{len(self.directions) - 1}; got {key}.")

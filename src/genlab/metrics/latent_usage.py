@@ -200,4 +200,6 @@ def _compute(ctx: Context) -> dict[str, Score]:
 
 
 METRIC = Metric(name="latent_usage", summary="active latent units and KL per dimension (posterior collapse)",
-                compute=_compute, applies=_applies, at_train_end=True, higher_is_better={"active_units": True})
+                compute=_compute, applies=_applies, at_train_end=True, higher_is_better={"active_units": True},
+                units={"kl_total": "nats per image", "kl_dims_max": "nats per image", "active_units": "dimensions",
+                       "latent_dim": "dimensions"})

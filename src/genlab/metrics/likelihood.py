@@ -132,5 +132,7 @@ METRIC = Metric(
     name="nll", summary="NLL by importance sampling (Burda et al. 2016) in nats and bits per dim, validation split",
     compute=_compute, applies=_applies,
     higher_is_better={"nll_nats": False, "neg_elbo_nats": False, "bits_per_dim": False},
+    units={"nll_nats": "nats per image", "nll_sem": "nats per image", "neg_elbo_nats": "nats per image",
+           "bits_per_dim": "bits per dimension"},
     tolerance=1e-4, by_default=False,
 )

@@ -40,7 +40,9 @@ class Metric:
     """name: what `genlab eval --metrics` calls it. applies(ctx): None when it fits the run, else why not.
     compute(ctx): {metrics.json entry name: Score}. at_train_end: run at the end of every training run
     (then it must be cheap: seconds), or a predicate on the model's capabilities saying for which runs.
-    higher_is_better: per value name, where a direction is meaningful. tolerance: how far a recomputation
+    higher_is_better: per value name, where a direction is meaningful. units: per value name that has one
+    (dB, nats per image), for the report's rows; a value without one is a ratio, a share or a distance in
+    its own features. tolerance: how far a recomputation
     from the same checkpoint and settings may move each value (relative, of max(1, |value|)) before
     `genlab eval --verify` fails it, one number or one per value name; deterministic computations differ
     only by floating-point summation order across machines and thread counts, shares of images by one
@@ -54,6 +56,7 @@ class Metric:
     applies: Callable[[Context], str | None] = always
     at_train_end: bool | Callable[[Capabilities], bool] = False
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
     tolerance: float | dict[str, float] = 1e-5
     by_default: bool = True
 

@@ -128,5 +128,5 @@ def _compute(ctx: Context) -> dict[str, Score]:
 METRIC = Metric(
     name="reconstruction", summary="PSNR and SSIM of reconstructions from the posterior mean (held out; --images)",
     compute=_compute, applies=_applies, at_train_end=True,
-    higher_is_better={"psnr_mean": True, "ssim_mean": True},
+    higher_is_better={"psnr_mean": True, "ssim_mean": True}, units={"psnr_mean": "dB", "psnr_std": "dB"},
 )

@@ -307,8 +307,29 @@ def build(ctx: BuildContext) -> Adversarial:
     return Adversarial(ctx.model, ctx.cfg.objective, ctx.cfg.optim, ctx.normalizer)
 
 
+def term_units(o: AdversarialConfig) -> dict[str, str]:
+    loss = {"bce": "nats (binary cross-entropy, batch mean)", "hinge": "hinge loss (batch mean)",
+            "wasserstein": "critic score units (batch mean)"}[o.loss]
+    return {"loss_d": loss, "loss_d_real": loss, "loss_d_fake": loss, "loss_g": loss,
+            "d_real": "probability", "d_fake": "probability", "critic_real": "critic score",
+            "critic_fake": "critic score", "wasserstein_estimate": "critic score",
+            "gradient_penalty": "(‖∇D‖ − 1)², batch mean", "loss_d_class": "nats", "loss_g_class": "nats"}
+
+
+def training_note(o: AdversarialConfig) -> str | None:
+    notes = []
+    if o.diffaugment:
+        notes.append(f"training terms score D on DiffAugment's transforms ({o.diffaugment}) of every image; "
+                     "validation terms on the images themselves")
+    if o.gradient_penalty:
+        notes.append(f"training loss_d includes the gradient penalty (λ {o.gradient_penalty:g}); validation "
+                     "loss_d does not")
+    return "; ".join(notes) + "." if notes else None
+
+
 ENTRY = ObjectiveEntry(
     kind="adversarial", config=AdversarialConfig, build=build, default_best_metric=PROXY,
     summary="GAN training in the textbook order (D on real, D on detached fakes, then G), label smoothing, AC-GAN",
     checks=check_lipschitz, learning_rates=_learning_rates, resumable=frozenset({"stop_on_collapse"}),
+    units=term_units, train_note=training_note,
 )

@@ -91,6 +91,14 @@ def no_input_noise(section: Any) -> tuple[float, bool]:
     return 0.0, False
 
 
+def no_units(section: Any) -> dict[str, str]:
+    return {}
+
+
+def no_note(section: Any) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class ObjectiveEntry:
     """One objective kind.
@@ -102,6 +110,10 @@ class ObjectiveEntry:
     reconstruction scores feed a denoising model what it was trained on.
     resumable: keys of its section that a resumed run may change (they alter what happens next, such as
     whether a warning stops the run, never what was computed up to the checkpoint).
+    units(section): the unit of each logged loss term under these settings (a summed squared error and a
+    log-likelihood in nats differ by orders of magnitude, and a reader of a curve or a table cannot tell
+    which without it). train_note(section): how the training terms differ from the validation ones, when
+    they do (a KL warm-up weight, augmentation), so a training loss that rises is not read as a fault.
     """
 
     kind: str
@@ -114,3 +126,5 @@ class ObjectiveEntry:
     learning_rates: Callable[[OptimConfig], dict[str, float]] = main_learning_rate
     input_noise: Callable[[Any], tuple[float, bool]] = no_input_noise
     resumable: frozenset[str] = frozenset()
+    units: Callable[[Any], dict[str, str]] = no_units
+    train_note: Callable[[Any], str | None] = no_note

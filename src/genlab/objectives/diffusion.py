@@ -95,8 +95,15 @@ def build(ctx: BuildContext) -> Diffusion:
     return Diffusion(ctx.model, ctx.cfg.objective, ctx.cfg.optim, ctx.normalizer)
 
 
+def training_note(o: DiffusionConfig) -> str:
+    dropped = f", with {o.class_dropout:.0%} of labels dropped for guidance" if o.class_dropout else ""
+    return (f"training loss is the live network's on fresh noise{dropped}; validation loss is the sampling "
+            "network's (the weight average when model.ema_decay > 0) on one fixed draw of t and noise, labels kept.")
+
+
 ENTRY = ObjectiveEntry(
     kind="diffusion", config=DiffusionConfig, build=build, default_best_metric="loss",
+    units=lambda o: {"loss": "mean squared error of the predicted noise ε, per value"}, train_note=training_note,
     summary="denoising diffusion: ε-prediction on diffusers' DDPM schedule (Ho et al. 2020), classifier-free "
             "guidance dropout for labelled data",
 )

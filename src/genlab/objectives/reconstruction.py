@@ -257,9 +257,45 @@ def check_ramps(cfg, plan: Plan) -> list[str]:
     return out
 
 
+def term_units(o: ReconstructionConfig) -> dict[str, str]:
+    """Units of the logged terms: the reconstruction term is a density in nats only for a stated likelihood."""
+    nats = "nats per image"
+    if o.iw_samples > 1:
+        return {"loss": f"{nats} (the IWAE bound, k = {o.iw_samples})", "recon": f"{nats} (−log p(x | z))",
+                "kl": nats}
+    if o.reduction == "mean":
+        recon = f"mean {'squared error' if o.recon_loss == 'mse' else 'binary cross-entropy'} per pixel value"
+    elif o.recon_loss == "bce":
+        recon = f"{nats} (Bernoulli −log p(x | z))"
+    elif o.likelihood_std is not None:
+        recon = f"{nats} (Gaussian σ {o.likelihood_std:g}, constant dropped)"
+    else:
+        recon = "summed squared error per image"
+    in_nats = recon.startswith(nats)
+    loss = recon if in_nats else f"{recon} + weighted KL"
+    units = {"loss": loss, "recon": recon, "kl": nats, "mi": nats, "tc": nats, "dim_kl": nats, "capacity": nats,
+             "active_units": "latent dimensions", "kl_dims_max": nats}
+    return units
+
+
+def warmup_note(o: ReconstructionConfig) -> str | None:
+    """Training runs step by step under the warm-up's weight, validation at the full one (eval_step's step)."""
+    weight = o.beta * o.kld_weight
+    if o.capacity_max is not None:
+        return ("training loss pulls the KL towards a capacity C that grows over the ramp (Burgess et al. 2018); "
+                "validation loss uses the final capacity throughout.")
+    ramp = (f"{o.kl_warmup_epochs:g} epochs" if o.kl_warmup_epochs is not None
+            else f"{o.kl_warmup_steps:,} steps" if o.kl_warmup_steps else "")
+    if not ramp:
+        return None
+    return (f"training loss weighs the KL by the warm-up's weight, rising from 0 to β·kld_weight = {weight:g} "
+            f"over the first {ramp}; validation loss weighs it by {weight:g} throughout. While the warm-up runs, "
+            f"a training loss that rises is the weight growing, not the model getting worse.")
+
+
 ENTRY = ObjectiveEntry(
     kind="reconstruction", config=ReconstructionConfig, build=build, default_best_metric="loss",
     summary="reconstruction error (+ β·KL for VAEs, capacity annealing, denoising noise): the autoencoder family",
     checks=check_reduction, plan_checks=check_ramps,
-    input_noise=lambda section: (section.noise_std, section.noise_clip),
+    input_noise=lambda section: (section.noise_std, section.noise_clip), units=term_units, train_note=warmup_note,
 )

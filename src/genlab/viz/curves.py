@@ -56,8 +56,14 @@ def y_axis(values: list[float]) -> tuple[str, tuple[float, float] | None]:
     return "linear", None
 
 
-def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
-    """One panel per logged term: train per step (thin), train and validation per epoch (markers)."""
+def loss_curves_figure(history: Path, path: Path, title: str = "", units: dict[str, str] | None = None,
+                       note: str | None = None) -> Path:
+    """One panel per logged term: train per step (thin), train and validation per epoch (markers).
+    units: each term's unit, on its y axis; note: how training terms differ from validation ones, under the
+    panels (the objective's train_note), so a reader does not take a warm-up's rise for a fault."""
+    import textwrap
+
+    units = units or {}
     rows = read_history(history)
     terms = terms_of(rows)
     cols = min(3, len(terms))
@@ -79,20 +85,32 @@ def loss_curves_figure(history: Path, path: Path, title: str = "") -> Path:
         panel = LABELS.get(term, term)
         if scale == "log":
             ax.set_yscale("log")
-            panel += " (log scale)"
+            panel += "\n(log scale)"
         elif limits is not None:
             ax.set_ylim(*limits)
-            panel += " (2nd-98th percentile; early outliers off the panel)"
+            panel += "\n(2nd-98th percentile; early outliers cut)"
         if every and all(float(v).is_integer() for v in every):
+            if max(every) - min(every) < 2:  # a constant count: matplotlib would pad it with fractional ticks
+                ax.set_ylim(min(every) - 1, max(every) + 1)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts (active units) get whole ticks
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("training step")
-        ax.set_ylabel(term)
+        ax.set_ylabel("\n".join(textwrap.wrap(f"{term} ({units[term]})" if term in units else term, 34)),
+                      fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
     fig.suptitle(title or f"Loss terms from {history.name}", fontsize=11)
+    if note:
+        lines = textwrap.wrap(note, 50 * cols)
+        height = fig.get_size_inches()[1]
+        fig.tight_layout(rect=(0, (0.18 * len(lines) + 0.1) / height, 1, 1))
+        fig.text(0.01, 0.04 / height, "\n".join(lines), fontsize=9, color="#333", va="bottom", ha="left")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
     return save_figure(fig, path)
 
 

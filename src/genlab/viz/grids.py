@@ -64,10 +64,10 @@ def save_cells(cells: torch.Tensor, path: Path, title: str, row_labels: list[str
             ax.set_xticks([])
             ax.set_yticks([])
             if r == rows - 1:
-                ax.set_xlabel(col_labels[c], fontsize=8)
+                ax.set_xlabel(col_labels[c], fontsize=10)
             if c == 0:
-                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=10)
     if xlabel:
-        fig.supxlabel(xlabel, fontsize=9)
+        fig.supxlabel(xlabel, fontsize=10)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
