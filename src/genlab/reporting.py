@@ -180,11 +180,14 @@ def _figure(path: Path | None, title: str, label: str, wide: bool = False) -> st
 
 
 def _resolved(info: RunInfo):
-    """The run's config as this version reads it (defaults filled in), or None for one it refuses."""
-    try:
-        return validate_saved(info.config, "config.yaml")
-    except GenlabError:
-        return None
+    """The run's config as this version reads it (defaults filled in), or None for one it refuses; validated
+    once per run, as every row of a comparison asks for it."""
+    if "resolved" not in info.__dict__:
+        try:
+            info.__dict__["resolved"] = validate_saved(info.config, "config.yaml")
+        except GenlabError:
+            info.__dict__["resolved"] = None
+    return info.__dict__["resolved"]
 
 
 def objective_settings(info: RunInfo) -> dict[str, Any]:

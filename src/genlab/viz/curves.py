@@ -105,12 +105,8 @@ def loss_curves_figure(history: Path, path: Path, title: str = "", units: dict[s
     if note:
         lines = textwrap.wrap(note, 50 * cols)
         height = fig.get_size_inches()[1]
-        fig.tight_layout(rect=(0, (0.18 * len(lines) + 0.1) / height, 1, 1))
         fig.text(0.01, 0.04 / height, "\n".join(lines), fontsize=9, color="#333", va="bottom", ha="left")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, rect=(0, (0.18 * len(lines) + 0.1) / height, 1, 1))
     return save_figure(fig, path)
 
 

@@ -41,8 +41,9 @@ def save_grid(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Pa
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> Path:
-    fig.tight_layout()
+def save_figure(fig, path: Path, rect: tuple[float, float, float, float] | None = None) -> Path:
+    """rect: the part of the figure the panels are laid out in (room below for a note)."""
+    fig.tight_layout(rect=rect)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
