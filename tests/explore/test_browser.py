@@ -139,3 +139,53 @@ def test_errors_appear_next_to_their_control_and_stale_results_are_cleared(vae_r
     finally:
         browser.quit()
         server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("explore_browser_gan")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(tiny_config(name="cgan", model={"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8,
+                                              "label_dim": 4}, objective={"kind": "adversarial"}), out=out)
+    finally:
+        torch.set_num_threads(threads)
+    return out / "cgan"
+
+
+def test_a_gan_page_moves_along_principal_directions_and_changes_class(gan_run, tmp_path):
+    """A GAN has no encoder: the page shows a code with seed, truncation and class instead of held-out images,
+    sliders along GANSpace directions, and names and scores its checkpoint as for a VAE."""
+    server = _served(gan_run)
+    browser = headless_chromium(tmp_path)
+    try:
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        browser.get(f"http://127.0.0.1:{server.server_port}/")
+        wait = WebDriverWait(browser, 60)
+        js = browser.execute_script
+        wait.until(lambda b: b.execute_script(DECODED_PIXELS) is not None)
+        assert js("return document.getElementById('sliders-title').textContent") == "Principal directions"
+        assert "PC1" in js("return document.getElementById('sliders').textContent")
+        assert js("return [document.getElementById('picker').hidden, document.getElementById('interp-card').hidden,"
+                  " document.getElementById('gan-controls').hidden]") == [True, True, False]
+        assert js("return document.getElementById('checkpoint').textContent").startswith("best (best.pt, step ")
+        wait.until(lambda b: "discriminator" in js("return document.getElementById('metrics').textContent"))
+
+        def changed_by(action: str) -> None:
+            before = js(DECODED_PIXELS)
+            version = js("return document.getElementById('decoded').dataset.version")
+            js(action)
+            wait.until(lambda b: js("return document.getElementById('decoded').dataset.version") != version)
+            wait.until(lambda b: (p := js(DECODED_PIXELS)) is not None and p != before)
+
+        changed_by("const s = document.querySelector('#sliders input'); s.value = 3; "
+                   "s.dispatchEvent(new Event('input'));")
+        changed_by("const k = document.getElementById('klass'); k.value = 7; k.dispatchEvent(new Event('change'));")
+        changed_by("document.getElementById('seed').value = 5; document.getElementById('reseed').click();")
+        assert js("return document.getElementById('error').textContent") == ""
+        assert js("return document.getElementById('error-decode').textContent") == ""
+    finally:
+        browser.quit()
+        server.shutdown()

@@ -9,6 +9,7 @@ squares; plus truncation (resampling |z| > t) and, for conditional models, a cla
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -53,6 +54,10 @@ def truncated_normal(n: int, dim: int, truncation: float | None, seed: int) -> t
             z[bad] = torch.randn(int(bad.sum()), generator=gen)
         z = z.clamp(-truncation, truncation)
     return z
+
+
+class _FirstLayerDone(Exception):
+    """Raised by the GANSpace hook once it has the first layer's output."""
 
 
 def _first_layer(generator: nn.Module) -> nn.Module:
@@ -158,12 +163,17 @@ class Space:
 
         z = truncated_normal(GANSPACE_SAMPLES, self.latent_dim, None, seed=0)
         feats: list[torch.Tensor] = []
-        hook = _first_layer(self.model.sampling_generator).register_forward_hook(
-            lambda m, i, o: feats.append(o.detach().flatten(1).float()))
+
+        def grab(module, inputs, output) -> None:
+            feats.append(output.detach().flatten(1).float())
+            raise _FirstLayerDone  # the rest of the generator is not needed: 2,000 whole images cost a minute
+
+        hook = _first_layer(self.model.sampling_generator).register_forward_hook(grab)
         try:
             labels = torch.arange(GANSPACE_SAMPLES) % self.num_classes if self.num_classes else None
             for start in range(0, GANSPACE_SAMPLES, 500):
-                self.model.decode(z[start:start + 500], None if labels is None else labels[start:start + 500])
+                with contextlib.suppress(_FirstLayerDone):
+                    self.model.decode(z[start:start + 500], None if labels is None else labels[start:start + 500])
         finally:
             hook.remove()
         k = min(MAX_SLIDERS, self.latent_dim)
