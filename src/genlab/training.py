@@ -25,6 +25,7 @@ from genlab.device import set_determinism
 from genlab.engine.hook import Hook
 from genlab.engine.loaders import steps_per_epoch
 from genlab.engine.loop import FitResult, Loop
+from genlab.engine.phases import mark
 from genlab.errors import TrainingInterrupted
 from genlab.models import Capabilities, build_model, capabilities
 from genlab.objectives import Objective, Plan, build_objective
@@ -147,7 +148,7 @@ def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list
 
 def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, overwrite: bool,
            resume: Path | None, stop_after_steps: int | None, hooks: list[Hook] | None) -> TrainOutcome:
-    started_at = time.perf_counter()
+    started_at, started_mark = time.perf_counter(), mark()
     main = distributed.is_main()
     run, cfg = distributed.main_first(lambda: _open_run(cfg, out, overwrite, resume), "opening the run folder")
     distributed.local_batch_size(cfg.train.batch_size)  # before the data is loaded
@@ -205,18 +206,22 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
                      loop.progress.batch)
         started = True
         timings["startup"] = time.perf_counter() - started_at
+        loop.phases.since("startup", started_mark)
         t = time.perf_counter()
-        result = loop.fit(stop_after_steps=stop_after_steps)
+        with loop.phases.span("training_rest"):  # what the fit spends outside its named phases
+            result = loop.fit(stop_after_steps=stop_after_steps)
         timings["training"] = time.perf_counter() - t
         if result.stopped_early != "stop_after_steps":
             t = time.perf_counter()
-            _end_of_training_scores(cfg, parts, run, result, device)
+            with loop.phases.span("end_of_training_scores"):
+                _end_of_training_scores(cfg, parts, run, result, device)
             timings["end_of_training_scores"] = time.perf_counter() - t
             if cfg.train.figures:
                 from genlab.figures import render  # plotting libraries load only now
 
                 t = time.perf_counter()
-                figures = render(parts.model, parts.data, cfg, run, caps=parts.caps)
+                with loop.phases.span("figures"):
+                    figures = render(parts.model, parts.data, cfg, run, caps=parts.caps)
                 timings["figures"] = time.perf_counter() - t
         return TrainOutcome(run, result, figures, [*notes, *_warning_lines(loop.warnings)])
     except BaseException as exc:
@@ -281,7 +286,9 @@ def _summarise(run: RunDir, loop: Loop, parts: Parts, notes: list[str], result: 
                  **((best.record() or {}) if best else {})},
         "warnings": [*({"kind": "config", "message": n, "step": None} for n in notes), *loop.warnings],
         "timings_seconds": {**{k: round(v, 3) for k, v in timings.items()}, "wall": round(wall, 3)},
+        "phases": loop.phases.record(),
     })
+
 
 
 def _log_to(path: Path) -> logging.Handler:

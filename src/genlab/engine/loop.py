@@ -28,6 +28,7 @@ from genlab.device import autocast, grad_scaler, select_precision
 from genlab.engine.evaluation import evaluate
 from genlab.engine.hook import Hook, StepRecord
 from genlab.engine.loaders import make_loaders, make_val_loader, uses_channels_last
+from genlab.engine.phases import Phases, mark
 from genlab.engine.signals import EXIT_CODES, Signals, supervised
 from genlab.engine.state import Progress, capture, data_shape, restore_into
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
@@ -74,6 +75,7 @@ class Loop:
                            if (s := build_scheduler(o, cfg.optim, lambda: self.cfg.train.epochs)) is not None}
         self.best_metric = cfg.train.best_metric or default_best_metric(cfg.objective.kind)
         self.progress = Progress()
+        self.phases = Phases()  # this process's time and page faults by phase, for the summary
         # short facts hooks show in the progress line (e.g. "active": "12/16"); a key ending in "_warning"
         # with a value means that hook's warning stands, shown as "warning: see log"
         self.status: dict[str, str] = {}
@@ -98,11 +100,12 @@ class Loop:
         """Rank 0 writes; every process takes part (the state gathers each one's RNG) and waits until the
         file is complete, so a process that exits next cannot make torchrun stop rank 0 half way."""
         path = self.run.last if which == "last" else self.run.best
-        distributed.broadcast_buffers(self.objective.model)
-        state = self.state()
-        if distributed.is_main():
-            checkpoint.save_atomic(state, path)
-        distributed.barrier()
+        with self.phases.span("checkpoints"):
+            distributed.broadcast_buffers(self.objective.model)
+            state = self.state()
+            if distributed.is_main():
+                checkpoint.save_atomic(state, path)
+            distributed.barrier()
         return path
 
     def restore(self, state: dict, source: Path) -> None:
@@ -127,10 +130,11 @@ class Loop:
         try:
             with Signals(repeat_aborts=self.world_size == 1 and not supervised()) as sig:
                 while p.step < self.total_steps or self._epoch_end_pending():
-                    t0 = time.perf_counter()
+                    t0, m = time.perf_counter(), mark()
                     for batch in self.train_loader.batches(p.epoch, p.batch):
                         if p.step >= self.total_steps:
                             break
+                        self.phases.since("data", m)
                         self._step(batch, time.perf_counter() - t0)
                         # Work due at this step comes before any stop, so an interrupted run has done
                         # exactly what an uninterrupted one had done by the same step.
@@ -148,7 +152,7 @@ class Loop:
                         if reason:
                             self.save()
                             return self._result(last_val, reason)
-                        t0 = time.perf_counter()
+                        t0, m = time.perf_counter(), mark()
                     # train.max_steps may stop inside an epoch: validate, but leave that epoch open so
                     # that a resume with more steps finishes it instead of skipping its last batches.
                     last_val = self._end_epoch(finished=p.batch >= self.steps_per_epoch)
@@ -219,7 +223,7 @@ class Loop:
         self.stepper.step_index = p.step + 1
         error: NonFiniteLoss | None = None
         try:
-            with autocast(self.device, self.precision):
+            with self.phases.span("steps"), autocast(self.device, self.precision):
                 terms = self.objective.train_step(batch, p.step, self.stepper)
         except NonFiniteLoss as exc:
             error = exc
@@ -234,14 +238,15 @@ class Loop:
                 h.on_step(self, record)
             self._advance(b, dt)
             return
-        values, b = self._global_means(terms, b)
-        for k, v in values.items():
-            p.epoch_sums[k] = p.epoch_sums.get(k, 0.0) + v * b
-        p.epoch_count += b
-        self._advance(b, dt)
-        record = StepRecord(p.step, p.epoch, b, dt, values, None)
-        for h in self.hooks:
-            h.on_step(self, record)
+        with self.phases.span("step_hooks"):  # the loss values' read-back waits for the step's last kernels
+            values, b = self._global_means(terms, b)
+            for k, v in values.items():
+                p.epoch_sums[k] = p.epoch_sums.get(k, 0.0) + v * b
+            p.epoch_count += b
+            self._advance(b, dt)
+            record = StepRecord(p.step, p.epoch, b, dt, values, None)
+            for h in self.hooks:
+                h.on_step(self, record)
 
     def _advance(self, images: int, seconds: float) -> None:
         p = self.progress
@@ -260,11 +265,12 @@ class Loop:
 
     def _evaluate(self, scope: str) -> dict[str, float]:
         """Validate; the hooks record it (history), rank it (best checkpoint) or add to it (monitors)."""
-        distributed.broadcast_buffers(self.objective.model)  # every process validates rank 0's model
-        val = evaluate(self.objective, self.val_loader, self.cfg.train.seed + self.rank, self.device,
-                       self.precision, whole=self.val_whole)
-        for h in self.hooks:
-            h.on_evaluation(self, scope, val)
+        with self.phases.span("validation"):
+            distributed.broadcast_buffers(self.objective.model)  # every process validates rank 0's model
+            val = evaluate(self.objective, self.val_loader, self.cfg.train.seed + self.rank, self.device,
+                           self.precision, whole=self.val_whole)
+            for h in self.hooks:
+                h.on_evaluation(self, scope, val)
         return val
 
     def _end_epoch(self, finished: bool = True) -> dict[str, float]:
@@ -290,8 +296,9 @@ class Loop:
             p.epoch += 1
             p.batch = 0
             p.epoch_sums, p.epoch_count = {}, 0
-            for h in self.hooks:
-                h.on_epoch_end(self)
+            with self.phases.span("epoch_end_hooks"):
+                for h in self.hooks:
+                    h.on_epoch_end(self)
         self.save("last")
         return val
 
