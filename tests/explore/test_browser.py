@@ -26,16 +26,21 @@ const g = c.getContext('2d'); g.drawImage(img, 0, 0);
 return Array.from(g.getImageData(0, 0, c.width, c.height).data);"""
 
 
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory) -> Path:
+def _trained(tmp_path_factory, cfg) -> Path:
+    """A tiny run trained on one thread (the browser and the server share the other core)."""
     out = tmp_path_factory.mktemp("explore_browser")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(tiny_config(name="vae", data={"image_size": 16}), out=out)
+        train(cfg, out=out)
     finally:
         torch.set_num_threads(threads)
-    return out / "vae"
+    return out / cfg.name
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> Path:
+    return _trained(tmp_path_factory, tiny_config(name="vae", data={"image_size": 16}))
 
 
 def test_moving_a_slider_redraws_the_decoded_image(vae_run, tmp_path):
@@ -143,15 +148,8 @@ def test_errors_appear_next_to_their_control_and_stale_results_are_cleared(vae_r
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("explore_browser_gan")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(tiny_config(name="cgan", model={"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8,
-                                              "label_dim": 4}, objective={"kind": "adversarial"}), out=out)
-    finally:
-        torch.set_num_threads(threads)
-    return out / "cgan"
+    model = {"name": "cgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "label_dim": 4}
+    return _trained(tmp_path_factory, tiny_config(name="cgan", model=model, objective={"kind": "adversarial"}))
 
 
 def test_a_gan_page_moves_along_principal_directions_and_changes_class(gan_run, tmp_path):
