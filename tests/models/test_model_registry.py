@@ -5,6 +5,8 @@ new model is tested the day it is registered (tests/test_registries_covered.py c
 from __future__ import annotations
 
 import importlib.util
+import math
+import re
 
 import pytest
 import torch
@@ -59,13 +61,24 @@ def test_builds_at_every_tiny_size_with_its_family_api(name, channels):
         missing = [a for a in FAMILY_API[entry.family] if not hasattr(model, a)]
         assert missing == [], f"{name} lacks {missing} of the {entry.family} API"
         assert tuple(model.image_shape) == (channels, size, size)
-        x = model.sample(2, labels=labels_for(caps, 2)) if caps.conditional else model.sample(2)
-        assert x.shape == (2, channels, size, size)
+        if caps.can_sample:
+            x = model.sample(2, labels=labels_for(caps, 2)) if caps.conditional else model.sample(2)
+            assert x.shape == (2, channels, size, size)
+        else:  # the entry's reason is what sampling commands and metrics show: the model says the same
+            with pytest.raises(GenlabError, match=re.escape(caps.cannot_sample)):
+                model.sample(2)
+            x = torch.rand(2, channels, size, size) * 2 - 1
         if entry.has_encoder:
             post = model.encode(x)
             assert isinstance(post, Posterior) and post.mean.shape == (2, model.latent_dim)
             assert (post.logvar is not None) == entry.variational  # what the KL term and config checks rely on
             assert model.decode(post.mean).shape == x.shape == model.reconstruct(x).shape
+            if entry.latent.quantized:  # what code-usage monitors, figures and export read
+                codes = post.indices
+                assert codes is not None and codes.shape == (2, *model.grid_shape[1:])
+                assert int(codes.min()) >= 0 and int(codes.max()) < model.num_codes
+                assert tuple(model.codebook.shape) == (model.num_codes, model.grid_shape[0])
+                assert math.prod(model.grid_shape) == model.latent_dim
 
 
 @pytest.mark.parametrize("name", NAMES)

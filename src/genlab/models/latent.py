@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -11,8 +11,19 @@ from torch import nn
 
 @dataclass
 class Posterior:
+    """What `encode` returns. Beside the code, an encoder may contribute to whatever objective trains it:
+
+    losses: weighted terms that objective adds to its loss and logs by name (a VQ-VAE's commitment loss,
+    beta * ||z_e - sg(e)||^2), so a model with a regulariser of its own needs no objective of its own.
+    stats: numbers logged beside the loss terms and not optimised (a codebook's perplexity).
+    indices: for a quantized posterior, the codebook index chosen at each cell of the code grid, (B, h, w).
+    """
+
     mean: torch.Tensor
     logvar: torch.Tensor | None = None
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    indices: torch.Tensor | None = None
 
     def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised draw z = mu + sigma * eps (Kingma & Welling 2014, eq. 10); the mean for an AE."""

@@ -35,13 +35,22 @@ class LatentSpec:
     flat from N(0, I) and decoded deterministically (a diffusion model's DDIM), so sample metrics apply but
     one coordinate means nothing alone; "grid" is a VQ code grid. Only vectors get sliders or traversals.
     prior: what `sample` draws codes from. posterior: what `encode` returns, "gaussian" (mean and
-    log-variance: a VAE), "point" (a deterministic code: an autoencoder) or "none" (no encoder: a GAN's z
-    is only ever drawn from the prior).
+    log-variance: a VAE), "point" (a deterministic code: an autoencoder), "quantized" (each cell of the
+    code is the nearest vector of a codebook: a VQ-VAE) or "none" (no encoder: a GAN's z is only ever drawn
+    from the prior).
+
+    A "quantized" posterior's `encode` fills `Posterior.indices` (the code chosen per cell), and its model
+    offers `num_codes`, `codebook` ((num_codes, code_dim)) and `grid_shape` ((code_dim, h, w), what the flat
+    code unflattens to), so code-usage monitors, figures and export need no model-specific code.
     """
 
     layout: Literal["vector", "grid", "noise"] = "vector"
     prior: Literal["standard_normal", "learned"] = "standard_normal"
-    posterior: Literal["gaussian", "point", "none"] = "gaussian"
+    posterior: Literal["gaussian", "point", "quantized", "none"] = "gaussian"
+
+    @property
+    def quantized(self) -> bool:
+        return self.posterior == "quantized"
 
     @property
     def traversable(self) -> bool:
@@ -80,6 +89,9 @@ class ModelEntry:
     sizes: size-like arguments (widths, depths, latent sizes), which must be positive integers (or tuples
     of them); a value of 0 would build a model with nothing in it.
     tiny / tiny_image_sizes: arguments and image sizes that build it in milliseconds, for the tests.
+    cannot_sample: None when `sample` draws images; otherwise why it cannot, in words a user can act on (a
+    VQ-VAE needs a prior learned over its codes first). `genlab sample`, the sample metrics, sample figures
+    and the explorer refuse or skip with this reason instead of calling `sample`.
     """
 
     name: str
@@ -95,6 +107,7 @@ class ModelEntry:
     sizes: tuple[str, ...] = ()
     spectral_d: Callable[[dict[str, Any]], bool] = never  # from the arguments: D spectrally normalised
     presets: dict[str, Any] = field(default_factory=dict)  # the arguments a preset fixes (its defaults)
+    cannot_sample: str | None = None
 
     @property
     def variational(self) -> bool:
@@ -130,6 +143,15 @@ class Capabilities:
     @property
     def has_encoder(self) -> bool:
         return self.entry.has_encoder
+
+    @property
+    def can_sample(self) -> bool:
+        return self.entry.cannot_sample is None
+
+    @property
+    def cannot_sample(self) -> str | None:
+        """Why `sample` cannot draw images from this model (None when it can)."""
+        return self.entry.cannot_sample
 
     @property
     def has_discriminator(self) -> bool:
