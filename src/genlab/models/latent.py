@@ -33,6 +33,14 @@ class Posterior:
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 
+def code_perplexity(counts: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of the code usage distribution counts / sum(counts) of a quantized posterior: K when all
+    K codes are used alike, 1 when one code takes every cell (the usual health figure of a VQ-VAE codebook)."""
+    p = counts / counts.sum().clamp_min(1e-12)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return torch.exp(entropy)
+
+
 def draw_codes(model: nn.Module, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n codes from the model's prior (N(0, I) unless it has a fitted one: `genlab.models.priors`), drawn where
     the generator lives, else on the model's device."""

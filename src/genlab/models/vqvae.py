@@ -34,7 +34,7 @@ from torch import nn
 from genlab import distributed
 from genlab.errors import GenlabError
 from genlab.models import blocks
-from genlab.models.latent import Posterior
+from genlab.models.latent import Posterior, code_perplexity
 from genlab.models.registry import LatentSpec, ModelEntry
 
 NEEDS_PRIOR = ("VQ-VAE samples need a learned prior over the codes: the model maps images to a grid of code "
@@ -53,14 +53,6 @@ class Quantized:
     commitment: torch.Tensor
     counts: torch.Tensor
     restarted: int
-
-
-def perplexity(counts: torch.Tensor) -> torch.Tensor:
-    """exp(entropy) of the code usage distribution counts / sum(counts): K when all K codes are used alike,
-    1 when one code takes every cell (the VQ-VAE's usual health figure, e.g. Sonnet's `perplexity`)."""
-    p = counts.float() / counts.float().sum().clamp_min(1e-12)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
-    return torch.exp(entropy)
 
 
 class VectorQuantizer(nn.Module):
@@ -217,7 +209,7 @@ class VQVAE(nn.Module):
         """z_q flattened, with the weighted commitment loss for the objective and the usage for the history.
         In training mode this also takes one EMA step of the codebook (see VectorQuantizer)."""
         q = self.quantize(x)
-        stats = {"perplexity": perplexity(q.counts), "codes_used": (q.counts > 0).sum().float()}
+        stats = {"perplexity": code_perplexity(q.counts), "codes_in_batch": (q.counts > 0).sum().float()}
         if self.training:
             stats["codes_restarted"] = q.counts.new_tensor(float(q.restarted))
         return Posterior(q.grid.flatten(1), losses={"commitment": self.commitment_beta * q.commitment},

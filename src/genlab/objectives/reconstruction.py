@@ -20,7 +20,9 @@ from genlab.data import Batch, Normalizer
 from genlab.data.registry import channels_of
 from genlab.errors import GenlabError
 from genlab.losses import add_gaussian_noise, capacity, kl_decomposition, kl_divergence, reconstruction_loss
+from genlab.models.latent import Posterior
 from genlab.objectives.code_prior import CodePriorFit, fittable_prior
+from genlab.objectives.codebook_monitor import CodebookMonitor
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
 from genlab.objectives.latent_monitor import LatentUsageMonitor
 from genlab.objectives.likelihood import decoder_likelihood, iw_bound, log_weights
@@ -112,6 +114,19 @@ def ramp_steps(cfg: ReconstructionConfig, plan: Plan) -> int:
     return capacity_steps(cfg, plan) if cfg.capacity_max is not None else warmup_steps(cfg, plan)
 
 
+def with_encoder_terms(terms: dict[str, torch.Tensor], post: Posterior) -> dict[str, torch.Tensor]:
+    """The encoder's own weighted losses (a VQ-VAE's commitment term) added to the loss and logged by name,
+    and its stats (codebook perplexity) logged beside them: whatever the model regularises itself with
+    trains under this objective without a kind of its own."""
+    clash = sorted((set(post.losses) | set(post.stats)) & set(terms))
+    if clash:
+        raise ValueError(f"the encoder's terms {clash} share names with the objective's own {sorted(terms)}")
+    loss = terms["loss"]
+    for value in post.losses.values():
+        loss = loss + value
+    return {**terms, "loss": loss, **post.losses, **post.stats}
+
+
 class Reconstruction(Objective):
     def __init__(self, model: nn.Module, cfg: ReconstructionConfig, optim: OptimConfig, normalizer: Normalizer,
                  plan: Plan | None = None, monitor: Hook | None = None, prior_fit: Hook | None = None):
@@ -161,6 +176,10 @@ class Reconstruction(Objective):
                 raise GenlabError(f"objective.iw_samples = {self.cfg.iw_samples} needs a variational model (an "
                                   "encoder with a variance); this model's codes are points: set iw_samples: 1")
             return self._iw_terms(x, post, step, generator)
+        return with_encoder_terms(self._elbo_terms(x, post, step, generator), post)
+
+    def _elbo_terms(self, x: torch.Tensor, post: Posterior, step: int, generator: torch.Generator | None
+                    ) -> dict[str, torch.Tensor]:
         z = post.rsample(generator)
         recon = reconstruction_loss(self.model.decode(z), x, self.cfg.recon_loss, self.cfg.reduction)
         if self.cfg.likelihood_std is not None:
@@ -201,7 +220,13 @@ class Reconstruction(Objective):
 
 def build(ctx: BuildContext) -> Reconstruction:
     cfg = ctx.cfg.objective
-    monitor = LatentUsageMonitor(ctx.cfg, ramp_steps(cfg, ctx.plan)) if ctx.caps.variational else None
+    monitor: Hook | None = None
+    if ctx.caps.variational:
+        monitor = LatentUsageMonitor(ctx.cfg, ramp_steps(cfg, ctx.plan))
+    elif ctx.caps.latent.quantized:
+        from genlab.models import model_arguments
+
+        monitor = CodebookMonitor({**model_arguments(ctx.cfg.model.name), **ctx.cfg.model.kwargs()})
     prior_fit = CodePriorFit(ctx.cfg.train.seed) if fittable_prior(ctx.model) is not None else None
     return Reconstruction(ctx.model, cfg, ctx.cfg.optim, ctx.normalizer, ctx.plan, monitor, prior_fit)
 
@@ -214,6 +239,12 @@ def check_reduction(cfg) -> list[str]:
     from genlab.models import MODELS
 
     o, entry = cfg.objective, MODELS.get(cfg.model.name)
+    if entry is not None and entry.latent.quantized and o.reduction == "sum":
+        c, s = channels_of(cfg.data), cfg.data.image_size
+        return [f"objective.reduction 'sum' adds up the reconstruction error over the C·H·W = {c * s * s:,} values "
+                f"of an image, while the model's commitment loss is a mean over the code grid's elements (as in "
+                f"the VQ-VAE paper's released code), so the commitment weight (model.commitment_beta) counts "
+                f"for about {c * s * s:,} times less than it says. Use objective.reduction: mean."]
     if entry is None or not entry.variational or o.reduction != "mean":
         return []
     c, s = channels_of(cfg.data), cfg.data.image_size
@@ -274,7 +305,12 @@ def term_units(o: ReconstructionConfig) -> dict[str, str]:
     in_nats = recon.startswith(nats)
     loss = recon if in_nats else f"{recon} + weighted KL"
     units = {"loss": loss, "recon": recon, "kl": nats, "mi": nats, "tc": nats, "dim_kl": nats, "capacity": nats,
-             "active_units": "latent dimensions", "kl_dims_max": nats}
+             "active_units": "latent dimensions", "kl_dims_max": nats,
+             # a quantized posterior's own terms (Posterior.losses / stats) and its monitor's columns
+             "commitment": "β · mean squared distance of encoder outputs to their codes, per element",
+             "perplexity": "codes (exp entropy of one batch's code usage)", "codes_in_batch": "codes",
+             "codes_used": "codes (chosen at least once over the validation set)",
+             "codes_restarted": "codes", "code_perplexity": "codes (exp entropy of the validation set's usage)"}
     return units
 
 
