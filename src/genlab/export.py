@@ -9,6 +9,8 @@
                          config, and how to load each file above without genlab (see genlab.model_card)
     samples.png          the run's sample figure, when it has one (shown in the card)
     prior.npz            a fitted ex-post prior's mixture (weights, means, scale_tril), when the model has one
+    codebook.npz         a quantized posterior's codebook (a VQ-VAE's): `codebook` (K, code_dim) and `grid_shape`
+                         (code_dim, h, w), what the flat code of encoder and decoder unflattens to
 
 Every graph speaks images in [0, 1] (N, C, H, W, float32), not genlab's normalised range: the decoder
 and generator de-normalise and clamp their output, and the encoder normalises its input, so a
@@ -61,6 +63,7 @@ CARD = "README.md"
 FIGURE = "samples.png"
 DIFFUSERS_DIR = "diffusers"  # a diffusion model's U-Net and scheduler, in diffusers' layout
 PRIOR = "prior.npz"
+CODEBOOK = "codebook.npz"
 MANIFEST_FORMAT_VERSION = 1
 # Example batch for tracing and torch.export: not 1, which torch.export would specialise as a constant,
 # and not a size the tests use, so a batch size baked into a graph shows up as a failure.
@@ -175,6 +178,9 @@ def export_run(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS, *,
     prior_file = _export_prior(model, out)
     if prior_file is not None:
         written.append(prior_file)
+    codebook_file = _export_codebook(model, loaded.caps, out)
+    if codebook_file is not None:
+        written.append(codebook_file)
 
     figure = _copy_figure(loaded.run.figures / FIGURE, out)
     if figure is not None:
@@ -235,6 +241,14 @@ def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: 
     z_spec = {"name": "z", "dtype": "float32", "shape": ["batch", latent_dim],
               "description": "latent code; training used the standard-normal prior N(0, I)"
                              + ("" if drawn == "N(0, I)" else f"; genlab samples from {drawn}, in {PRIOR}")}
+    code_description = "posterior mean (the code to decode)"
+    if caps.latent.quantized:
+        grid = [int(s) for s in model.grid_shape]
+        z_spec["description"] = (f"quantised code grid {grid} (code_dim, h, w), flattened channels first: each "
+                                 f"code_dim vector is a row of `codebook` in {CODEBOOK} (a grid of code indices k "
+                                 f"decodes as codebook[k].transpose to (code_dim, h, w), flattened)")
+        code_description = (f"the quantised code: every cell of the {grid} grid replaced by its nearest codebook "
+                            f"vector ({CODEBOOK}), flattened channels first")
     image_spec = {"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width], "range": [0, 1],
                   "description": "images in [0, 1], channels first (genlab's normalisation already undone)"}
     if not caps.has_encoder:
@@ -251,7 +265,7 @@ def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: 
         x = torch.rand(TRACE_BATCH, channels, height, width, generator=gen)
         with_logvar = caps.variational
         code = {"dtype": "float32", "shape": ["batch", latent_dim]}
-        outputs = [{"name": "mean", **code, "description": "posterior mean (the code to decode)"}]
+        outputs = [{"name": "mean", **code, "description": code_description}]
         if with_logvar:
             outputs.append({"name": "logvar", **code, "description": "log-variance of the diagonal Gaussian "
                                                                       "posterior; sample mean + exp(logvar / 2) * eps"})
@@ -339,6 +353,24 @@ def _export_prior(model: nn.Module, out: Path) -> Path | None:
     return path
 
 
+def _export_codebook(model: nn.Module, caps: Capabilities, out: Path) -> Path | None:
+    """A quantized posterior's codebook as plain arrays, so a consumer can map the encoder's codes to indices
+    (nearest row) and code-index grids, such as a prior over them draws, to the decoder's input."""
+    import numpy as np
+
+    if not caps.latent.quantized:
+        return None
+    path = out / CODEBOOK
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, codebook=model.codebook.detach().float().cpu().numpy(),
+                     grid_shape=np.asarray([int(s) for s in model.grid_shape], dtype=np.int64))
+
+    atomic_write(path, write)
+    return path
+
+
 def _copy_figure(source: Path, out: Path) -> Path | None:
     """The run's sample figure beside the card that shows it, so the export folder stands on its own."""
     if not source.is_file():
@@ -397,6 +429,8 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
             "num_classes": caps.num_classes,
             "parameters": parameters,
             "generator_weights": generator_weights(model),
+            **({"codebook": {"file": CODEBOOK, "num_codes": int(model.num_codes),
+                             "grid_shape": [int(s) for s in model.grid_shape]}} if caps.latent.quantized else {}),
         },
         # Exactly the arguments of genlab.models.build_model that rebuild the module model.safetensors fits.
         "build": {"name": cfg.model.name, "kwargs": cfg.model.kwargs(), "image_size": cfg.data.image_size,

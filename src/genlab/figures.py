@@ -10,6 +10,10 @@
     loss_curves.png      every logged term, train and validation, per step and per epoch
     loss_table.csv/.md   per-epoch train and validation means
     trajectory.png       diffusion models: the predicted clean image along the DDIM steps, noise to sample
+    code_usage.png       quantized posteriors (VQ-VAE): how often each codebook entry is chosen on held-out images
+
+A figure that does not fit the model (samples from a model that cannot sample, traversals of a code grid) is
+skipped with the reason logged, so `genlab figures --only NAME` says why nothing was drawn.
 """
 
 from __future__ import annotations
@@ -44,6 +48,23 @@ from genlab.viz.latent_usage import kl_per_dim_figure
 log = logging.getLogger("genlab.figures")
 
 
+_NOT_FOR_GRIDS = {
+    "traversal": "sweeping one coordinate of it shows nothing a reader can name",
+    "interpolation": "the points between two codes are not codes the decoder was trained on",
+    "tsne": "a map of its flattened grids says little about the images",
+}
+
+
+@torch.no_grad()
+def _code_usage(model: nn.Module, val: torch.Tensor, path: Path, title: str) -> Path:
+    """The codebook's usage over the held-out images, measured on this checkpoint in eval mode."""
+    from genlab.objectives.codebook_monitor import measure
+    from genlab.viz.codebook import code_usage_figure
+
+    usage = measure(model, (val[i:i + 256] for i in range(0, len(val), 256)))
+    return code_usage_figure(usage.counts, usage.perplexity, usage.n_images, path, title)
+
+
 @dataclass
 class FigureSettings:
     traversal_dims: int = 8
@@ -67,7 +88,9 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
     seed = cfg.train.seed
     paths: list[Path] = []
     model.eval()
-    if "samples" in only:
+    if "samples" in only and not caps.can_sample:
+        log.info("samples.png skipped: the model cannot draw samples: %s", caps.cannot_sample)
+    elif "samples" in only:
         paths.append(sample_figure(model, data.normalizer, out / "samples.png", seed=seed,
                                    num_classes=caps.num_classes, class_names=data.train.class_names))
     if "loss_curves" in only and run.history.is_file():
@@ -87,7 +110,18 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
     if "reconstructions" in only:
         paths.append(reconstruction_figure(model, val[:8], data.normalizer, out / "reconstructions.png",
                                            noise_std=noise_std, seed=seed, noise_clip=noise_clip))
+    if "code_usage" in only and caps.latent.quantized:
+        paths.append(_code_usage(model, val, out / "code_usage.png", f"{cfg.name}"))
+    if caps.latent.layout != "vector":  # a code grid or noise: one coordinate, or a path between codes, means nothing
+        for name in ("traversal", "interpolation", "tsne"):
+            if name in only:
+                log.info("%s.png skipped: the model's latent is a %s, not a flat code vector, so %s", name,
+                         caps.latent.layout, _NOT_FOR_GRIDS[name])
+        return paths
     means, logvars = encode_all(model, val)
+    if "traversal" in only and not caps.latent.traversable:
+        log.info("traversal.png skipped: the code's prior is %s, not N(0, I), so a sweep over [-3, 3] has no "
+                 "meaning", caps.latent.prior)
     if "traversal" in only and caps.latent.traversable:
         order, scores = dimension_ranking(means, logvars)
         k = min(s.traversal_dims, len(order))

@@ -241,9 +241,9 @@ def _loading(manifest: dict[str, Any]) -> str:
     for graph, contract in graphs.items():
         for fmt, file in contract.get("files", {}).items():
             what[file] = f"{graph}, {'TorchScript' if fmt == 'torchscript' else 'ONNX'}"
-    rows = [(f"`{f}`", what.get(f, "state dict (safetensors)" if f.endswith(".safetensors") else "figure"
-                                if f.endswith(".png") else ""), f"{e['bytes']:,}", f"`{e['sha256']}`")
-            for f, e in files.items()]
+    kinds = {".safetensors": "state dict (safetensors)", ".png": "figure", ".npz": "arrays (numpy .npz)"}
+    rows = [(f"`{f}`", what.get(f, next((k for end, k in kinds.items() if f.endswith(end)), "")),
+             f"{e['bytes']:,}", f"`{e['sha256']}`") for f, e in files.items()]
     rows.append(("`model.json`", "the machine-readable contract: model, graphs, normalisation, file hashes", "", ""))
     text = ("## Using the exported files\n\nRun the snippets from this folder (the paths are relative). Every "
             "graph takes and returns images in [0, 1] as float32 N x C x H x W, any batch size; genlab's "

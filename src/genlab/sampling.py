@@ -97,6 +97,7 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     """n images from the prior (or, for a model with a learned prior, its own sampler)."""
     if n < 1:
         raise GenlabError(f"the number of samples must be at least 1 (got {n}).")
+    require_sampler(trained)
     model = trained.model.to(device).eval()
     caps = trained.caps
     gen = torch.Generator().manual_seed(seed)
@@ -123,6 +124,14 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     images = torch.cat([trained.normalizer.to_unit(c.float()).cpu() for c in chunks])
     source = prior_phrase(model) if flat else f"the model's {caps.latent.prior} prior"
     return Drawn(images, per_image, source, weights)
+
+
+def require_sampler(trained: TrainedModel) -> None:
+    """A model whose entry says it cannot sample (a VQ-VAE without a learned prior) is refused with that reason."""
+    if not trained.caps.can_sample:
+        raise GenlabError(f"{trained.run.path}'s model ({trained.caps.name}) cannot draw samples: "
+                          f"{trained.caps.cannot_sample}. Reconstructions need no prior: genlab sample "
+                          f"{trained.run.path} --reconstruct FOLDER.")
 
 
 def require_encoder(trained: TrainedModel) -> None:

@@ -129,7 +129,10 @@ def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: 
 def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list[Hook]) -> list[Hook]:
     """Rank 0's optional hooks: per-epoch sample grids, TensorBoard, MLflow, then the caller's."""
     out: list[Hook] = []
-    if cfg.train.epoch_samples:
+    if cfg.train.epoch_samples and not parts.caps.can_sample:
+        log.info("train.epoch_samples: no per-epoch sample grids, the model cannot draw samples: %s",
+                 parts.caps.cannot_sample)
+    elif cfg.train.epoch_samples:
         from genlab.engine.hooks.samples import EpochSamples
 
         out.append(EpochSamples(parts.data.normalizer, cfg.train.seed, parts.caps.num_classes,

@@ -73,6 +73,9 @@ class Space:
         self.model = loaded.model.eval()
         self.normalizer = loaded.data.normalizer
         caps = loaded.caps
+        if not caps.can_sample:
+            raise GenlabError(f"the explorer decodes codes drawn from the model's prior; model {caps.name!r} "
+                              f"cannot draw samples: {caps.cannot_sample}.")
         if not caps.latent.traversable:
             raise GenlabError(f"the explorer moves through a flat latent code with an N(0, I) prior; model "
                               f"{caps.name!r} has a {caps.latent.layout} code with a {caps.latent.prior} prior.")

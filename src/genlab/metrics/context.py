@@ -143,6 +143,8 @@ def distribution_scores(ctx: Context, extractor: Any, *, fd_name: str = "fd") ->
 
 def needs_samples(ctx: Context) -> str | None:
     """Sample metrics need a flat code whose prior `decode_prior_samples` draws (N(0, I) or a fitted mixture)."""
+    if not ctx.caps.can_sample:
+        return f"the model cannot draw samples: {ctx.caps.cannot_sample}"
     if ctx.caps.latent.prior != "standard_normal" or ctx.caps.latent.layout not in ("vector", "noise"):
         return f"the model's latent is a {ctx.caps.latent.layout} with a {ctx.caps.latent.prior} prior"
     return None

@@ -3,4 +3,4 @@
 # The figures `genlab figures` draws (names usable with --only); kept here, free of heavy imports, so
 # the command line can list them without loading torch.
 FIGURES = ("samples", "reconstructions", "traversal", "interpolation", "tsne", "kl_per_dim", "loss_curves",
-           "trajectory")
+           "trajectory", "code_usage")
