@@ -34,13 +34,13 @@ from genlab.run import RunDir, summary_of
 from genlab.viz.curves import epoch_rows
 
 ORDER = ("samples", "reconstructions", "traversal", "traversal_prior", "interpolation", "tsne", "kl_per_dim",
-         "loss_curves")
+         "code_usage", "loss_curves")
 TITLES = {"samples": "Samples", "reconstructions": "Reconstructions", "traversal": "Latent traversal (held-out code)",
           "traversal_prior": "Latent traversal (from z = 0)", "interpolation": "Interpolation",
           "tsne": "t-SNE of the latent means", "kl_per_dim": "KL per latent dimension and active units",
-          "loss_curves": "Loss curves"}
+          "code_usage": "Codebook usage", "loss_curves": "Loss curves"}
 # Figures whose text is drawn for a page's width: a grid cell would shrink their labels to a few pixels.
-WIDE = frozenset({"loss_curves", "kl_per_dim"})
+WIDE = frozenset({"loss_curves", "kl_per_dim", "code_usage"})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;color:#1f2328;background:#fafafa;margin:0 auto;padding:1.5rem 2rem;

@@ -141,7 +141,7 @@ def _hooks(cfg: RunConfig, parts: Parts, run: RunDir, resumed: bool, extra: list
         from genlab.engine.hooks.tensorboard import TensorBoardHook
 
         out.append(TensorBoardHook(run.path, parts.data.normalizer, cfg.train.seed, parts.caps.num_classes,
-                                   cfg.train.log_every_steps, resumed=resumed))
+                                   cfg.train.log_every_steps, resumed=resumed, samples=parts.caps.can_sample))
     if cfg.train.mlflow:
         from genlab.tracking import MLflowHook
 

@@ -204,3 +204,17 @@ def test_a_tiny_run_trains_evaluates_and_exports(tmp_path):
         norm = trained.normalizer
         want = norm.to_unit(model.reconstruct((x - norm.mean) / norm.std))
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_a_summed_reconstruction_error_is_warned_about_and_a_mean_one_is_not():
+    from genlab.objectives import OBJECTIVES
+    from helpers import tiny_config
+
+    def warnings(reduction: str) -> list[str]:
+        cfg = tiny_config(model={"name": "vqvae", **TINY}, data={"image_size": 16},
+                          objective={"kind": "reconstruction", "reduction": reduction})
+        return OBJECTIVES["reconstruction"].checks(cfg)
+
+    summed = warnings("sum")
+    assert len(summed) == 1 and "objective.reduction: mean" in summed[0] and "commitment" in summed[0]
+    assert warnings("mean") == []

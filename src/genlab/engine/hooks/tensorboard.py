@@ -21,8 +21,9 @@ class TensorBoardHook(Hook):
     name = "tensorboard"
 
     def __init__(self, run_path: Path, normalizer: Normalizer, seed: int, num_classes: int, log_every_steps: int,
-                 resumed: bool = False):
+                 resumed: bool = False, samples: bool = True):
         self.run_path, self.resumed = run_path, resumed
+        self.draw_samples = samples  # False for a model that cannot sample (its entry's cannot_sample)
         self.log = None
         self.normalizer, self.seed, self.num_classes, self.every = normalizer, seed, num_classes, log_every_steps
 
@@ -50,7 +51,7 @@ class TensorBoardHook(Hook):
         self.log.scalars(scope, "val", p.epoch, p.step, p.images, p.seconds, values)
 
     def on_epoch_end(self, loop: Loop) -> None:
-        if self._open(loop) is not None:
+        if self.draw_samples and self._open(loop) is not None:
             self.log.samples(loop.objective.model, self.normalizer, loop.progress.step, self.seed, self.num_classes)
 
     def close(self, loop: Loop) -> None:
