@@ -7,7 +7,8 @@
 For each config, with synthetic uint8 data of the config's image shape (no data set needed) and the
 config's own model, objective, batch size and precision (`train.precision: auto`: bf16 autocast where
 the GPU supports it, else fp16 with a gradient scaler), through the same Loop `genlab train` runs
-(batches put on the device by genlab's loader, channels_last where the config has it on):
+(batches put on the device by genlab's loader, channels_last where the config has it on, torch.compile of
+the networks where train.compile is on, which its default is on CUDA):
 
   - time to the first step (model build, first batch, kernels chosen),
   - half the steps, a checkpoint, a fresh loop restored from it (the interrupt-and-resume path), the rest,
@@ -101,6 +102,7 @@ def check_config(name: str, device: str, steps: int, tmp: Path) -> dict:
     checks = {"resumed at its step": at_resume == half, "reached the last step": resumed.progress.step == steps,
               "losses finite": _finite(run.path)}
     return {"config": name, "precision": loop.precision, "channels_last": uses_channels_last(cfg),
+            "compiled": loop.compiled,
             "batch": cfg.train.batch_size, "first_step_s": round(first_step, 2),
             "img_per_s": round(images / max(elapsed, 1e-9), 1), "peak_mib": round(peak, 1), "checks": checks,
             "ok": all(checks.values())}
