@@ -121,7 +121,7 @@ class TrainConfig(Section):
     # shape on this CPU: beta_vae64 +40 %, dcgan64 +8 %, cgan28 +17 %, dae28 +4 to +17 %.
     channels_last: bool | None = None
     # torch.compile of the model's networks (engine/compiling.py); the first steps then include compiling,
-    # cached under $GENLAB_CACHE/inductor for later runs. null = auto: on for CUDA, off on CPU.
+    # cached under $GENLAB_CACHE/inductor for later runs. null = auto: off (engine/compiling.py says why).
     compile: bool | None = None
     # A NaN/inf loss term or gradient: "stop" (with the last good checkpoint) or "skip" the batch (no
     # optimiser step; counted in the log), stopping anyway past max_skipped_batches.

@@ -16,8 +16,8 @@ from helpers import one_thread, tiny_config
 
 
 @pytest.mark.parametrize("setting,device,expected", [
-    (None, "cpu", False), (None, "cuda", True), (True, "cpu", True), (False, "cuda", False)])
-def test_auto_compiles_on_cuda_only(setting, device, expected):
+    (None, "cpu", False), (None, "cuda", False), (True, "cpu", True), (True, "cuda", True), (False, "cuda", False)])
+def test_auto_is_off_until_a_device_is_measured_to_gain(setting, device, expected):
     cfg = tiny_config(train={"compile": setting})
     assert uses_compile(cfg, torch.device(device)) is expected
 

@@ -22,11 +22,11 @@ CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def uses_compile(cfg, device: torch.device) -> bool:
-    """train.compile; null (auto) compiles on CUDA only: on this project's 2-core CPU the measured gain
-    (bench/compile_speed.py) does not repay the compile time within a recommended config's run."""
-    if cfg.train.compile is None:
-        return device.type == "cuda"
-    return cfg.train.compile
+    """train.compile; null (auto) is off on every device: on this project's 2-core CPU, bench/compile_speed.py
+    found no recommended config whose run repays the compile time, and on GPUs nobody has measured genlab's
+    gain yet (`bench/gpu_check.py --compile` against a run without)."""
+    del device  # the rule may come to depend on it once GPU runs are measured
+    return bool(cfg.train.compile)
 
 
 def compile_networks(model: nn.Module) -> list[str]:
