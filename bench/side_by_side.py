@@ -55,6 +55,10 @@ SEED_CONFIGS = {
     "cgan28": ("cgan_mnist", 1, 10),
     "dae28": ("dae_fashion_mnist", 1, 10),
 }
+# genlab at a reference's own widths, for a comparison at equal work: shape -> (label, model settings)
+AT_REFERENCE_WIDTHS = {
+    "dae28": ("genlab ae at the tutorial's 16-32, latent 64", {"hidden_dims": [16, 32], "latent_dim": 64}),
+}
 
 
 class Side:
@@ -93,12 +97,19 @@ def reference_side(ref, seed: int = 0) -> Side:
 
 
 def genlab_sides(shape: str, tmp: Path, total_steps: int) -> list[Side]:
+    """genlab's loop at its defaults, its bare step, its bf16 loop, and (for some shapes) its loop at a
+    reference's widths, in that order."""
     name, channels, classes = SEED_CONFIGS[shape]
     cfg = load(name)
     sides = []
-    for precision in ("auto", "bf16"):
-        variant = validate({**cfg.to_dict(), "train": {**cfg.train.model_dump(mode="json"), "precision": precision}})
-        loop = trainer_for(variant, channels, classes, tmp / precision, steps=total_steps)
+    kinds = [("auto", None), ("bf16", None)] + ([("auto", AT_REFERENCE_WIDTHS[shape])]
+                                                if shape in AT_REFERENCE_WIDTHS else [])
+    for precision, widths in kinds:
+        model = {**cfg.to_dict()["model"], **(widths[1] if widths else {})}
+        variant = validate({**cfg.to_dict(), "model": model,
+                            "train": {**cfg.train.model_dump(mode="json"), "precision": precision}})
+        folder = tmp / (precision if widths is None else "widths")
+        loop = trainer_for(variant, channels, classes, folder, steps=total_steps)
         batch = variant.train.batch_size
 
         def run(steps: int, loop=loop) -> tuple[int, float]:
@@ -114,9 +125,9 @@ def genlab_sides(shape: str, tmp: Path, total_steps: int) -> list[Side]:
                 loop.objective.train_step(b, loop.progress.step, loop.stepper)
             return counter.get_total_flops() / batch
 
-        label = f"genlab {name} ({loop.precision})"
+        label = f"genlab {name} ({loop.precision})" if widths is None else f"{widths[0]} ({loop.precision})"
         sides.append(Side(label, batch, run, flops))
-        if precision == "auto":
+        if precision == "auto" and widths is None:
             def bare(steps: int, loop=loop, batch=batch) -> tuple[int, float]:
                 bare_block(loop, steps)  # `steps` full batches of the loop's loader, outside the loop
                 return steps * batch, 0.0
@@ -231,7 +242,7 @@ def main(argv: list[str]) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; this machine now: fp32 matmul "
           f"{peak['fp32_matmul'] / 1e9:.0f} GFLOP/s, bf16 matmul {peak['bf16_matmul'] / 1e9:.0f} GFLOP/s; "
           f"{args.blocks} alternating blocks of ~{args.seconds:g} s per side\n")
-    head = (f"{'shape':10s} {'side':38s} {'batch':>5s} {'img/s':>8s} {'range':>15s} {'GFLOP/img':>9s} "
+    head = (f"{'shape':10s} {'side':52s} {'batch':>5s} {'img/s':>8s} {'range':>15s} {'GFLOP/img':>9s} "
             f"{'GFLOP/s':>8s} {'% fp32 pk':>9s} {'% bf16 pk':>9s}")
     for shape in args.shapes:
         sides = measure(shape, args.blocks, args.seconds)
@@ -239,13 +250,13 @@ def main(argv: list[str]) -> None:
         for s in sides:
             rate = statistics.median(s.rates)
             achieved = rate * s.flops_per_image
-            print(f"{shape:10s} {s.label:38s} {s.batch:5d} {rate:8.1f} {min(s.rates):7.1f}-{max(s.rates):<7.1f} "
+            print(f"{shape:10s} {s.label:52s} {s.batch:5d} {rate:8.1f} {min(s.rates):7.1f}-{max(s.rates):<7.1f} "
                   f"{s.flops_per_image / 1e9:9.3f} {achieved / 1e9:8.1f} {100 * achieved / peak['fp32_matmul']:8.1f}% "
                   f"{100 * achieved / peak['bf16_matmul']:8.1f}%")
         refs = sides[:len(REFERENCES[shape])]
-        loop, bare, bf16 = sides[len(refs)], sides[len(refs) + 1], sides[len(refs) + 2]
+        loop, bare, bf16, *widths = sides[len(refs):]
         for ref in refs:
-            for g in (loop, bf16):
+            for g in (loop, bf16, *widths):
                 m, lo, hi = ratio(g, ref)
                 print(f"  {g.label} / {ref.label}: {m:.2f}x ({lo:.2f}-{hi:.2f})")
         m, lo, hi = ratio(loop, bare)
