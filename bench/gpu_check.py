@@ -3,11 +3,13 @@
     python bench/gpu_check.py                    # every bundled config, on cuda (under 5 minutes on one GPU)
     python bench/gpu_check.py --configs dcgan_anime64_recommended --steps 400
     python bench/gpu_check.py --device cpu --steps 6 --configs quickstart   # the logic, on any machine
+    python bench/gpu_check.py --compile          # the same with train.compile: true, to compare
 
 For each config, with synthetic uint8 data of the config's image shape (no data set needed) and the
 config's own model, objective, batch size and precision (`train.precision: auto`: bf16 autocast where
 the GPU supports it, else fp16 with a gradient scaler), through the same Loop `genlab train` runs
-(batches put on the device by genlab's loader, channels_last where the config has it on):
+(batches put on the device by genlab's loader, channels_last where the config has it on; with --compile,
+torch.compile of the networks, whose gain on a GPU nobody has measured for genlab yet):
 
   - time to the first step (model build, first batch, kernels chosen),
   - half the steps, a checkpoint, a fresh loop restored from it (the interrupt-and-resume path), the rest,
@@ -64,8 +66,9 @@ def _finite(run_dir: Path) -> bool:
     return bool(values) and all(math.isfinite(v) for v in values)
 
 
-def check_config(name: str, device: str, steps: int, tmp: Path) -> dict:
-    sets = ["train.progress=false", "train.figures=false", "train.epoch_samples=false", f"train.device={device}",
+def check_config(name: str, device: str, steps: int, tmp: Path, compile_: bool = False) -> dict:
+    sets = [f"train.compile={str(compile_).lower()}",
+            "train.progress=false", "train.figures=false", "train.epoch_samples=false", f"train.device={device}",
             "train.checkpoint_every_steps=1000000", "train.eval_every_steps=1000000", "train.tensorboard=false"]
     if device == "cpu":
         sets.append(f"train.batch_size={CPU_BATCH}")
@@ -101,6 +104,7 @@ def check_config(name: str, device: str, steps: int, tmp: Path) -> dict:
     checks = {"resumed at its step": at_resume == half, "reached the last step": resumed.progress.step == steps,
               "losses finite": _finite(run.path)}
     return {"config": name, "precision": loop.precision, "channels_last": uses_channels_last(cfg),
+            "compiled": loop.compiled,
             "batch": cfg.train.batch_size, "first_step_s": round(first_step, 2),
             "img_per_s": round(images / max(elapsed, 1e-9), 1), "peak_mib": round(peak, 1), "checks": checks,
             "ok": all(checks.values())}
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=200, help="steps per config (default 200)")
     p.add_argument("--configs", nargs="+", default=None, help="bundled config names (default: all)")
     p.add_argument("--json", type=Path, help="also write the summary to this file")
+    p.add_argument("--compile", action="store_true", help="train.compile: true for every config (run once with "
+                   "and once without to see what torch.compile buys on this GPU, first step included)")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); on a GPU machine run "
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             try:
-                r = check_config(name, args.device, args.steps, Path(tmp) / name)
+                r = check_config(name, args.device, args.steps, Path(tmp) / name, args.compile)
             except Exception as exc:  # one config's failure is reported, the others still run
                 r = {"config": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 print(f"{name:34s} FAILED: {r['error'][:200]}")

@@ -1,9 +1,7 @@
-"""Training speed of the engine for the original experiments' shapes, against this machine's own peak and the
-references.
+"""Training speed of the engine for the original experiments' shapes, against this machine's own peak.
 
 For each shape (synthetic uint8 data, so no data set is needed) it prints, from one run:
   train img/s   the real training loop (history, checkpoint bookkeeping and all) after a warm-up, NCHW layout
-  vs ref        that rate over the reference implementation's on this machine kind (target: >= 2)
   loader img/s  the BatchLoader alone (uint8 -> shuffled, flipped, normalised float batches)
   peak RSS      resident memory high-water mark of a fresh process that ran only this shape (MiB)
   GFLOP/step    forward + backward + optimiser FLOPs of one step (torch.utils.flop_counter)
@@ -14,7 +12,8 @@ and, for the DCGAN experiment's job (50 epochs of ~21,000 anime faces at 64x64, 
 on paper for one H100: measured FLOPs per step over an assumed fraction of the GPU's published dense
 bf16 throughput, with the data rate the loader would need to keep up.
 
-Ratios measured in one run hold on noisy shared machines; absolute times do not.
+Ratios measured in one run hold on noisy shared machines; absolute times do not. genlab against the reference
+implementations, side by side in one process: bench/side_by_side.py.
 
     python bench/train_speed.py                 # every shape (a few minutes on 2 cores)
     python bench/train_speed.py beta_vae64      # one shape
@@ -47,9 +46,6 @@ SHAPES = {
     "res_vae128": ({"name": "res_vae"}, {"beta": 1.0}, 128, 3, 32),
     "dcgan64": ({"name": "dcgan"}, {"kind": "adversarial", "real_target": 0.98}, 64, 3, 128),
 }
-# Reference implementations on this machine kind (2 threads, same shapes and batches), from an earlier issue:
-# PyTorch-VAE's BetaVAE, pytorch/examples' DCGAN, a tutorial cGAN, a tutorial conv denoising AE.
-REFERENCE = {"dae28": 2600.0, "cgan28": 260.0, "beta_vae64": 150.0, "dcgan64": 80.0}
 
 # On-paper GPU estimate (no GPU here): H100 SXM dense bf16 tensor-core peak, and the share of it
 # small convolutional GANs typically reach (they are far from the large-matmul regime).
@@ -161,7 +157,7 @@ def main(argv: list[str]) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; this machine now: fp32 matmul "
           f"{peak['fp32_matmul'] / 1e9:.0f} GFLOP/s, bf16 matmul {peak['bf16_matmul'] / 1e9:.0f} GFLOP/s, "
           f"3x3 conv {peak['conv3x3'] / 1e9:.0f} GFLOP/s\n")
-    head = (f"{'shape':12s} {'input':>9s} {'batch':>5s} {'train img/s':>11s} {'vs ref':>8s} {'loader img/s':>12s} "
+    head = (f"{'shape':12s} {'input':>9s} {'batch':>5s} {'train img/s':>11s} {'loader img/s':>12s} "
             f"{'peak RSS':>9s} {'GFLOP/step':>10s} {'% of peak':>9s} {'NHWC img/s':>10s}")
     print(head + "\n" + "-" * len(head))
     results = {}
@@ -169,9 +165,8 @@ def main(argv: list[str]) -> None:
         out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, check=True)
         r = results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         _, _, size, ch, batch = SHAPES[name]
-        ref = f"{r['train'] / REFERENCE[name]:.2f}x" if name in REFERENCE else "—"
         achieved = r["flops"] * r["train"] / batch
-        print(f"{name:12s} {f'{size}x{size}x{ch}':>9s} {batch:5d} {r['train']:11.1f} {ref:>8s} {r['loader']:12.0f} "
+        print(f"{name:12s} {f'{size}x{size}x{ch}':>9s} {batch:5d} {r['train']:11.1f} {r['loader']:12.0f} "
               f"{r['rss']:8.0f}M {r['flops'] / 1e9:10.2f} {100 * achieved / peak['fp32_matmul']:8.1f}% "
               f"{r['train_cl']:10.1f}")
     if "dcgan64" in results:

@@ -100,7 +100,7 @@ RESUMABLE_CHANGES = {
     "train.log_every_steps", "train.threads", "train.figures", "train.device", "output.root", "name",
     "train.epoch_samples", "train.tensorboard", "train.mlflow", "train.mlflow_uri",
     "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last", "data.cache",
-    "train.sync_batchnorm", "train.allocator",
+    "train.sync_batchnorm", "train.allocator", "train.compile",
 }
 
 

@@ -120,6 +120,9 @@ class TrainConfig(Section):
     # null = auto: on. bench/train_speed.py (train.allocator tuned) measured NHWC faster at every benchmark
     # shape on this CPU: beta_vae64 +40 %, dcgan64 +8 %, cgan28 +17 %, dae28 +4 to +17 %.
     channels_last: bool | None = None
+    # torch.compile of the model's networks (engine/compiling.py); the first steps then include compiling,
+    # cached under $GENLAB_CACHE/inductor for later runs. null = auto: off (engine/compiling.py says why).
+    compile: bool | None = None
     # A NaN/inf loss term or gradient: "stop" (with the last good checkpoint) or "skip" the batch (no
     # optimiser step; counted in the log), stopping anyway past max_skipped_batches.
     on_nonfinite: Literal["stop", "skip"] = "stop"

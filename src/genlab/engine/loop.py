@@ -13,6 +13,7 @@ all processes agree on, and only rank 0 writes files (the hooks that write check
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from genlab import checkpoint, distributed
 from genlab.allocator import tune_allocator
 from genlab.data import DataBundle
 from genlab.device import autocast, grad_scaler, select_precision
+from genlab.engine.compiling import CACHE_ENV, compile_networks, uses_compile
 from genlab.engine.evaluation import evaluate
 from genlab.engine.hook import Hook, StepRecord
 from genlab.engine.loaders import make_loaders, make_val_loader, uses_channels_last
@@ -62,6 +64,10 @@ class Loop:
         tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)
+        self.compiled = compile_networks(objective.model) if uses_compile(cfg, device) else []
+        if self.compiled:
+            log.info("train.compile: compiling %s on first use (cached in %s)", ", ".join(self.compiled),
+                     os.environ.get(CACHE_ENV))
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.train_loader, self.val_loader = make_loaders(data, cfg, device, self.rank, self.world_size)
         # every validation image, for whole-set scores and preflight (the same loader for one process)

@@ -3,6 +3,7 @@
     config       the resolved run config (a checkpoint alone rebuilds the model)
     model        the model's state dict
     optimizers   one state per objective optimiser; schedulers likewise; scaler (fp16 only)
+    objective    trained state the objective owns beside the model (FactorVAE's discriminator), else {}
     progress     epoch, batch in epoch, step, images, training seconds, the open epoch's sums
     hooks        {hook name: its state}, for every hook that has state
     warnings     every warning the run gave (kind, message, step)
@@ -124,6 +125,7 @@ def capture(loop: Loop) -> dict[str, Any]:
         "config": loop.cfg.to_dict(),
         "model": loop.objective.model.state_dict(),
         "optimizers": {k: o.state_dict() for k, o in loop.objective.optimizers.items()},
+        "objective": loop.objective.state_dict(),
         "schedulers": {k: s.state_dict() for k, s in loop.schedulers.items()},
         "scaler": loop.stepper.scaler.state_dict() if loop.stepper.scaler else None,
         "progress": asdict(loop.progress),
@@ -144,6 +146,7 @@ def restore_into(loop: Loop, state: dict[str, Any], source: Path) -> None:
             raise GenlabError(f"{source} was written by a run configured differently ({', '.join(bad)} "
                               f"differ from {loop.run.config}); it cannot continue this run.")
         loop.objective.model.load_state_dict(state["model"])
+        loop.objective.load_state_dict(state.get("objective", {}))  # older checkpoints: none
         for k, o in loop.objective.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in loop.schedulers.items():

@@ -67,6 +67,14 @@ class Objective(Protocol):
         """Loop hooks this objective needs (monitors); none by default."""
         return []
 
+    def state_dict(self) -> dict[str, Any]:
+        """Trained state the objective owns beside the model and its optimisers (FactorVAE's discriminator),
+        saved in every checkpoint; none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned, from a checkpoint."""
+
 
 @dataclass(frozen=True)
 class BuildContext:

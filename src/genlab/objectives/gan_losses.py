@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -59,7 +60,13 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     x_hat = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
     # In fp32 whatever the run's autocast: an fp16 input gradient underflows without a scaler of its own, and
     # the penalty is a squared difference of norms near 1, where bf16's 8 bits of mantissa are too coarse.
-    with torch.autocast(device_type=real.device.type, enabled=False):
+    # Eager even when train.compile compiled D: compiled graphs have no double backward.
+    with torch.autocast(device_type=real.device.type, enabled=False), _eager():
         out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
     return ((grad.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def _eager():
+    set_stance = getattr(torch.compiler, "set_stance", None)  # PyTorch >= 2.6
+    return set_stance("force_eager") if set_stance else contextlib.nullcontext()

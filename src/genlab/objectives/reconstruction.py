@@ -1,4 +1,5 @@
-"""Reconstruction objective: AE, denoising AE, VAE, β-VAE and capacity-annealed β-VAE in one place.
+"""Reconstruction objective: AE, denoising AE, VAE, β-VAE, capacity-annealed β-VAE, β-TCVAE, FactorVAE and
+IWAE in one place.
 
 Whether a KL term exists is decided by the model's posterior (a plain AE has no variance), so one
 objective covers the whole autoencoder family without dispatching on model types. Its section is
@@ -24,6 +25,7 @@ from genlab.models.latent import Posterior
 from genlab.objectives.code_prior import CodePriorFit, fittable_prior
 from genlab.objectives.codebook_monitor import CodebookMonitor
 from genlab.objectives.contract import BuildContext, Objective, ObjectiveEntry, Plan
+from genlab.objectives.factor_tc import FactorTC
 from genlab.objectives.latent_monitor import LatentUsageMonitor
 from genlab.objectives.likelihood import decoder_likelihood, iw_bound, log_weights
 from genlab.objectives.optim import Stepper, build_optimizer
@@ -62,6 +64,13 @@ class ReconstructionConfig(Section):
     tc_beta: float | None = Field(None, ge=0.0)
     mi_weight: float = Field(1.0, ge=0.0)
     dim_kl_weight: float = Field(1.0, ge=0.0)
+    # FactorVAE (Kim & Mnih 2018): γ times a discriminator's estimate of the total correlation, on top of the
+    # ELBO; the discriminator (factor_d_*) trains with its own Adam after each VAE step. null: no penalty.
+    factor_gamma: float | None = Field(None, ge=0.0)
+    factor_d_lr: float = Field(1e-4, gt=0.0)
+    factor_d_betas: tuple[float, float] = (0.5, 0.9)
+    factor_d_hidden: int = Field(1000, ge=1)
+    factor_d_layers: int = Field(6, ge=1)
     iw_samples: int = Field(
         1, ge=1, le=5000, description="k > 1: the importance-weighted bound of IWAE (Burda et al. 2016) over k "
         "posterior draws per image, decoder constants included; 1 is the VAE's ELBO with its closed-form KL")
@@ -89,6 +98,13 @@ class ReconstructionConfig(Section):
             if other:
                 raise ValueError(f"objective.tc_beta (β-TCVAE) and objective.{other} are different objectives; "
                                  "set one of them")
+        if self.factor_gamma is not None:
+            other = next((k for k, on in (("tc_beta", self.tc_beta is not None),
+                                          ("capacity_max", self.capacity_max is not None),
+                                          ("iw_samples > 1", self.iw_samples > 1)) if on), None)
+            if other:
+                raise ValueError(f"objective.factor_gamma (FactorVAE) and objective.{other} are different "
+                                 "objectives; set one of them")
         if self.iw_samples > 1 and self.reduction != "sum":
             raise ValueError(f"objective.iw_samples = {self.iw_samples} weighs per-image likelihoods: it needs "
                              "reduction: sum (got reduction: mean)")
@@ -148,12 +164,28 @@ class Reconstruction(Objective):
             raise ValueError("objective.tc_beta estimates q(z) over the training set: it needs the run's plan "
                              "with the training set's size")
         self.train_images = plan.train_images
+        self.factor: FactorTC | None = None
+        if cfg.factor_gamma is not None:
+            device = next(model.parameters()).device  # the autoencoder family's flat code of latent_dim
+            self.factor = FactorTC(model.latent_dim, device, cfg.factor_d_lr, cfg.factor_d_betas, cfg.factor_d_hidden,
+                                   cfg.factor_d_layers)
+            self.optimizers["tc_discriminator"] = self.factor.optimizer
         # Objective hooks run before the loop's best-checkpoint hook: the best checkpoint holds a prior
         # fitted to its own encoder.
         self._hooks = [h for h in (prior_fit, monitor) if h is not None]
 
     def hooks(self) -> list[Hook]:
         return list(self._hooks)
+
+    def state_dict(self) -> dict:
+        return {"tc_discriminator": self.factor.discriminator.state_dict()} if self.factor else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.factor is not None:
+            if "tc_discriminator" not in state:
+                raise GenlabError("this checkpoint has no FactorVAE discriminator: it was written by a run "
+                                  "without objective.factor_gamma")
+            self.factor.discriminator.load_state_dict(state["tc_discriminator"])
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising input: x plus Gaussian noise of std `noise_std` in normalised units."""
@@ -185,8 +217,15 @@ class Reconstruction(Objective):
         if self.cfg.likelihood_std is not None:
             recon = recon / (2 * self.cfg.likelihood_std ** 2)
         if post.logvar is None:
+            if self.factor is not None:
+                raise GenlabError("objective.factor_gamma (FactorVAE) needs a variational model (an encoder with "
+                                  "a variance); this model's codes are points: remove factor_gamma")
             return {"loss": recon, "recon": recon}
         kl = kl_divergence(post.mean, post.logvar)
+        if self.factor is not None:
+            tc = self.factor.tc(z)
+            loss = recon + self.kl_weight(step) * kl + self.cfg.factor_gamma * tc
+            return {"loss": loss, "recon": recon, "kl": kl, "tc": tc, self.CODES: z}
         if self.cfg.capacity_max is not None:
             c = capacity(step, self.cfg.capacity_max, self.capacity_steps)
             # |KL - C| of the global batch's mean KL: with several processes each one's |KL_rank - C| would
@@ -208,18 +247,31 @@ class Reconstruction(Objective):
         loss = -iw_bound(lw.total(self.kl_weight(step))).float().mean()
         return {"loss": loss, "recon": -lw.log_px.mean(), "kl": (lw.log_qz - lw.log_pz).mean()}
 
+    CODES = "_codes"  # FactorVAE's codes, for the discriminator's step; not a loss term
+
     def train_step(self, batch: Batch, step: int, stepper: Stepper) -> dict[str, torch.Tensor]:
         terms = self._terms(batch, step, None)
+        codes = terms.pop(self.CODES, None)
         stepper.step(terms["loss"], self.optimizers["model"], terms)
+        if self.factor is not None:  # Algorithm 2's order: the VAE's update, then the discriminator's
+            terms.update(self.factor.step(codes, stepper))
         return {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()
     def eval_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return self._terms(batch, 10**12, generator)
+        terms = self._terms(batch, 10**12, generator)
+        codes = terms.pop(self.CODES, None)
+        if self.factor is not None:
+            terms.update(self.factor.terms(codes, generator))
+        return terms
 
 
 def build(ctx: BuildContext) -> Reconstruction:
     cfg = ctx.cfg.objective
+    if cfg.factor_gamma is not None and not ctx.caps.variational:
+        raise GenlabError(f"objective.factor_gamma (FactorVAE) penalises the total correlation of a VAE's codes; "
+                          f"model {ctx.caps.name!r} has no variational posterior. Use a VAE model (vae, beta_vae, "
+                          f"mlp_vae, ...) or remove factor_gamma")
     monitor: Hook | None = None
     if ctx.caps.variational:
         monitor = LatentUsageMonitor(ctx.cfg, ramp_steps(cfg, ctx.plan))
@@ -305,7 +357,8 @@ def term_units(o: ReconstructionConfig) -> dict[str, str]:
     in_nats = recon.startswith(nats)
     loss = recon if in_nats else f"{recon} + weighted KL"
     units = {"loss": loss, "recon": recon, "kl": nats, "mi": nats, "tc": nats, "dim_kl": nats, "capacity": nats,
-             "active_units": "latent dimensions", "kl_dims_max": nats,
+             "active_units": "latent dimensions", "kl_dims_max": nats, "tc_d_loss": "nats (cross-entropy)",
+             "tc_d_accuracy": "share of codes told apart",
              # a quantized posterior's own terms (Posterior.losses / stats) and its monitor's columns
              "commitment": "β · mean squared distance of encoder outputs to their codes, per element",
              "perplexity": "codes (exp entropy of one batch's code usage)", "codes_in_batch": "codes",
