@@ -26,13 +26,14 @@ from genlab.sections import (
     ModelConfig,
     OptimConfig,
     OutputConfig,
+    PriorConfig,
     RandomCrops,
     Section,
     TrainConfig,
 )
 
 __all__ = ["PACKAGED_CONFIGS", "DataConfig", "ModelConfig", "ObjectiveSection", "OptimConfig", "OutputConfig",
-           "RandomCrops", "RunConfig", "TrainConfig", "apply_overrides", "incompatible_changes", "load",
+           "PriorConfig", "RandomCrops", "RunConfig", "TrainConfig", "apply_overrides", "incompatible_changes", "load",
            "migrate_saved", "packaged_configs", "parse_override", "read_yaml", "resolve_config_path", "validate",
            "validate_saved"]
 
@@ -49,10 +50,13 @@ class RunConfig(Section):
     name: str | None = Field(None, description="the run folder's name: one path component")
     model: ModelConfig
     objective: ObjectiveSection
-    data: DataConfig
+    # Required, except in a config with a prior section: such a run takes the first run's data section
+    # (genlab.prior_run fills it in, with prior.data's changes, before anything reads it).
+    data: DataConfig | None = None
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+    prior: PriorConfig | None = Field(None, description="the finished run a vqvae_prior model is trained over")
 
     @model_validator(mode="before")
     @classmethod
@@ -66,6 +70,12 @@ class RunConfig(Section):
         if isinstance(objective, dict) and "kind" not in objective:
             data = {**data, "objective": {"kind": _default_kind(data.get("model"), set(objective)), **objective}}
         return data
+
+    @model_validator(mode="after")
+    def _data_given(self) -> RunConfig:
+        if self.data is None and self.prior is None:
+            raise ValueError("missing required key 'data'")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -101,6 +111,8 @@ RESUMABLE_CHANGES = {
     "train.epoch_samples", "train.tensorboard", "train.mlflow", "train.mlflow_uri",
     "train.on_nonfinite", "train.max_skipped_batches", "train.channels_last", "data.cache",
     "train.sync_batchnorm", "train.allocator", "train.compile",
+    # where the first run lives: a resumed prior run's frozen weights come from its own checkpoint
+    "prior.run",
 }
 
 
@@ -253,7 +265,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             text = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]  # no "Value error, "
-            msg = f"{key}: {text}{shown}."
+            msg = f"{key}: {text}{shown}." if key else f"{text}."  # a whole-config rule has no key
         lines.append(msg)
     return f"{source}: invalid configuration: " + " ".join(lines)
 

@@ -65,6 +65,8 @@ def range_fit(activation: str, normalize: str, channels: int) -> RangeFit:
 
 
 def _output_range(cfg: RunConfig) -> list[str]:
+    if cfg.data is None:  # a prior run before set-up: its data section is the first run's, not yet read
+        return []
     name = cfg.model.name
     activation = output_activation(name, cfg.model.kwargs())
     if activation not in ACTIVATION_RANGE:

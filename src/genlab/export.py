@@ -9,6 +9,8 @@
                          config, and how to load each file above without genlab (see genlab.model_card)
     samples.png          the run's sample figure, when it has one (shown in the card)
     prior.npz            a fitted ex-post prior's mixture (weights, means, scale_tril), when the model has one
+    prior.pt / .onnx     a learned prior over the code grid (vqvae_prior): code-index grid -> logits per cell;
+                         model.json's graphs.prior says how to sample through it and the decoder
     codebook.npz         a quantized posterior's codebook (a VQ-VAE's): `codebook` (K, code_dim) and `grid_shape`
                          (code_dim, h, w), what the flat code of encoder and decoder unflattens to
 
@@ -103,6 +105,18 @@ class ImageEncoder(nn.Module):
         if self.with_logvar:
             return posterior.mean, posterior.logvar
         return posterior.mean
+
+
+class PriorLogits(nn.Module):
+    """A learned prior's (B, h, w) int64 code-index grid -> (B, K, h, w) logits of each cell's code given the
+    cells before it in raster order (`prior_logits`)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.model.prior_logits(indices)
 
 
 class _Decode(nn.Module):
@@ -271,7 +285,28 @@ def build_graphs(model: nn.Module, caps: Capabilities, mean: torch.Tensor, std: 
                                                                       "posterior; sample mean + exp(logvar / 2) * eps"})
         image_in = {**image_spec, "description": "images in [0, 1], channels first; normalised inside the graph"}
         graphs.append(Graph("encoder", ImageEncoder(model, mean, std, with_logvar).eval(), (x,), [image_in], outputs))
+    if caps.latent.prior == "learned" and caps.can_sample:  # a prior over the code grid (vqvae_prior)
+        graphs.append(prior_graph(model, gen))
     return graphs
+
+
+SAMPLING_NOTE = ("raster-order sampling: start from an all-zero (batch, h, w) int64 grid; for each row i and "
+                 "column j in turn, run the prior graph on the grid, draw the cell's code from softmax(logits[:, "
+                 ":, i, j] / temperature) and write it at [:, i, j] (h * w passes); then decode the grid with "
+                 f"codebook[grid] from {CODEBOOK}, moved to (batch, code_dim, h, w) and flattened channels first, "
+                 "through the decoder graph")
+
+
+def prior_graph(model: nn.Module, gen: torch.Generator) -> Graph:
+    """The learned prior as a graph of its own: code-index grid -> logits; SAMPLING_NOTE says how to sample."""
+    k, (h, w) = int(model.num_codes), (int(s) for s in model.grid_shape[1:])
+    indices = torch.randint(k, (TRACE_BATCH, h, w), generator=gen)
+    grid_in = {"name": "indices", "dtype": "int64", "shape": ["batch", h, w], "range": [0, k - 1],
+               "description": "a grid of code indices (only the cells before each cell, in raster order, "
+                              "affect that cell's logits)"}
+    logits = {"name": "logits", "dtype": "float32", "shape": ["batch", k, h, w],
+              "description": f"log-probabilities up to a constant of each cell's code; {SAMPLING_NOTE}"}
+    return Graph("prior", PriorLogits(model).eval(), (indices,), [grid_in], [logits])
 
 
 def _export_torchscript(graph: Graph, out: Path) -> Path:
@@ -401,7 +436,7 @@ def _file_entry(path: Path) -> dict[str, Any]:
 def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, graphs: list[Graph],
               written: list[Path], which: str, parameters: dict[str, Any], out: Path) -> dict[str, Any]:
     from genlab.metrics.provenance import generator_weights
-    from genlab.models.latent import prior_description
+    from genlab.models.latent import sample_source
 
     cfg, caps, normalizer = loaded.cfg, loaded.caps, loaded.normalizer
     # "gan" / "vae" / "autoencoder": what a consumer of model.json needs to know about the graphs
@@ -424,13 +459,14 @@ def _manifest(loaded, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, g
             "kwargs": cfg.model.kwargs(),
             "family": family,
             "latent_dim": int(model.latent_dim),
-            "prior": prior_description(model),
+            "prior": sample_source(model, caps.latent.flat_prior),
             "conditional": caps.conditional,
             "num_classes": caps.num_classes,
             "parameters": parameters,
             "generator_weights": generator_weights(model),
             **({"codebook": {"file": CODEBOOK, "num_codes": int(model.num_codes),
                              "grid_shape": [int(s) for s in model.grid_shape]}} if caps.latent.quantized else {}),
+            **({"sampling": SAMPLING_NOTE} if "prior" in {g.name for g in graphs} else {}),
         },
         # Exactly the arguments of genlab.models.build_model that rebuild the module model.safetensors fits.
         "build": {"name": cfg.model.name, "kwargs": cfg.model.kwargs(), "image_size": cfg.data.image_size,

@@ -92,7 +92,8 @@ def render(model: nn.Module, data: DataBundle, cfg: RunConfig, run: RunDir,
         log.info("samples.png skipped: the model cannot draw samples: %s", caps.cannot_sample)
     elif "samples" in only:
         paths.append(sample_figure(model, data.normalizer, out / "samples.png", seed=seed,
-                                   num_classes=caps.num_classes, class_names=data.train.class_names))
+                                   num_classes=caps.num_classes, class_names=data.train.class_names,
+                                   flat_prior=caps.latent.flat_prior))
     if "loss_curves" in only and run.history.is_file():
         entry = OBJECTIVES[cfg.objective.kind]
         paths.append(loss_curves_figure(run.history, out / "loss_curves.png", title=f"{cfg.name}: loss terms",

@@ -26,7 +26,7 @@ from genlab import __version__
 from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
 from genlab.io import atomic_write, sha256_of
-from genlab.models.latent import draw_codes, prior_phrase
+from genlab.models.latent import prior_phrase, sample_batches, sample_source
 from genlab.run import TrainedModel
 
 MANIFEST = "manifest.json"
@@ -100,29 +100,14 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     require_sampler(trained)
     model = trained.model.to(device).eval()
     caps = trained.caps
-    gen = torch.Generator().manual_seed(seed)
     per_image = None if labels is None else [labels[i % len(labels)] for i in range(n)]
-    flat = caps.latent.layout in ("vector", "noise") and caps.latent.prior == "standard_normal"
-    chunks = []
+    flat = caps.latent.flat_prior
+    lb = None if per_image is None else torch.tensor(per_image)
     with generator_weights(model, live) as weights:
-        if flat:
-            z = draw_codes(model, n, gen)
-            for start in range(0, n, batch_size):
-                zb = z[start:start + batch_size].to(device)
-                if caps.conditional:
-                    lb = None if per_image is None else torch.tensor(per_image[start:start + batch_size], device=device)
-                    chunks.append(model.decode(zb, lb))
-                else:
-                    chunks.append(model.decode(zb))
-        else:  # a learned prior samples itself; one generator per batch keeps the seed meaningful
-            for i, start in enumerate(range(0, n, batch_size)):
-                g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
-                m = min(batch_size, n - start)
-                lb = None if per_image is None else torch.tensor(per_image[start:start + m], device=device)
-                chunks.append(model.sample(m, generator=g, labels=lb) if lb is not None else
-                              model.sample(m, generator=g))
+        # flat codes are drawn in one piece; a learned prior samples itself, one seeded generator per batch
+        chunks = list(sample_batches(model, flat, n, seed, batch_size, lb if caps.conditional else None))
     images = torch.cat([trained.normalizer.to_unit(c.float()).cpu() for c in chunks])
-    source = prior_phrase(model) if flat else f"the model's {caps.latent.prior} prior"
+    source = prior_phrase(model) if flat else sample_source(model, flat)
     return Drawn(images, per_image, source, weights)
 
 

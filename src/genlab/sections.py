@@ -1,4 +1,4 @@
-"""The config sections every run has, whatever it trains: model, data, optim, train, output.
+"""The config sections every run has, whatever it trains: model, data, optim, train, output (and prior).
 
 Objective sections are not here: each objective kind defines its own next to its code (see
 genlab.objectives), and genlab.config joins them into one union chosen by `objective.kind`. This module
@@ -143,6 +143,15 @@ class TrainConfig(Section):
         if d not in ("auto", "cpu", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {d!r})")
         return self
+
+
+class PriorConfig(Section):
+    """The finished run a model with `builds_on` (vqvae_prior) is trained over: genlab.prior_run reads it."""
+
+    run: str = Field(description="the first run's folder, relative to the working directory or absolute")
+    checkpoint: Literal["best", "last"] = Field("best", description="which of its checkpoints to load")
+    data: dict[str, Any] = Field(default_factory=dict, description="keys of the first run's data section to "
+                                 "change for this run (image_size and grayscale excepted); empty: its images")
 
 
 class OutputConfig(Section):

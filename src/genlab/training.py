@@ -58,14 +58,22 @@ def plan_of(cfg: RunConfig, n_train: int) -> Plan:
                 n_train)
 
 
-def build_parts(cfg: RunConfig, device: torch.device) -> Parts:
-    return parts_for(cfg, _load_data(cfg), device)
+def build_parts(cfg: RunConfig, device: torch.device, fresh: bool = True) -> Parts:
+    return parts_for(cfg, _load_data(cfg), device, fresh)
 
 
-def parts_for(cfg: RunConfig, data: DataBundle, device: torch.device) -> Parts:
-    """Model, capabilities, plan and objective for data already in memory (benchmarks pass synthetic data)."""
+def parts_for(cfg: RunConfig, data: DataBundle, device: torch.device, fresh: bool = True) -> Parts:
+    """Model, capabilities, plan and objective for data already in memory (benchmarks pass synthetic data).
+
+    A model trained over another run's (its entry's `builds_on`: vqvae_prior) gets that run's weights in its
+    frozen part when `fresh`; a resumed run's come from its own checkpoint."""
     model = build_model(cfg.model.name, cfg.model.kwargs(), image_size=cfg.data.image_size,
-                        channels=data.channels, num_classes=data.num_classes).to(device)
+                        channels=data.channels, num_classes=data.num_classes)
+    if fresh and cfg.prior is not None:
+        from genlab.prior_run import load_base
+
+        load_base(model, cfg)
+    model = model.to(device)
     if cfg.train.sync_batchnorm and distributed.world_size() > 1:
         model = distributed.convert_sync_batchnorm(model, device)
     caps = capabilities(cfg.model.name, cfg.model.kwargs(), data.num_classes)
@@ -120,9 +128,12 @@ def train(cfg: RunConfig | None, *, out: Path | None = None, overwrite: bool = F
 
 def _open_run(cfg: RunConfig | None, out: Path | None, overwrite: bool, resume: Path | None
               ) -> tuple[RunDir, RunConfig]:
-    if resume is not None:
-        return open_for_resume(resume, cfg)
+    from genlab.prior_run import resolve
+
+    if resume is not None:  # a saved config was resolved when its run began
+        return open_for_resume(resume, None if cfg is None else resolve(cfg))
     assert cfg is not None
+    cfg = resolve(cfg)  # a prior run's model and data from the run it names, before anything else reads them
     return plan_run(cfg, out, overwrite), cfg
 
 
@@ -164,7 +175,7 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     device = distributed.select_device(cfg.train.device, launch)
     # Everything that can fail on a config or data mistake happens before the run folder is touched,
     # so --overwrite with a typo does not destroy the previous run.
-    parts = build_parts(cfg, device)
+    parts = build_parts(cfg, device, fresh=resume is None)
     later = check_plan(cfg, parts.plan)  # settings that only the run's length in steps shows to be wrong
     for note in later:
         log.warning("config: %s", note)
@@ -201,8 +212,8 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     try:
         log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s",
                  run.path, cfg.model.name, cfg.data.name, len(parts.data.train), len(parts.data.val),
-                 parts.data.channels, cfg.data.image_size, cfg.data.image_size, _parameter_count(parts.model),
-                 device)
+                 parts.data.channels, cfg.data.image_size, cfg.data.image_size,
+                 _parameter_count(parts.model, cfg.prior is not None), device)
         if resume is not None:
             save_config(run, cfg)  # the run-length settings it continues with
             log.info("resumed at step %d (epoch %d, batch %d)", loop.progress.step, loop.progress.epoch + 1,
@@ -309,8 +320,10 @@ def _close_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def _parameter_count(model) -> str:
+def _parameter_count(model, frozen_from_run: bool = False) -> str:
     """Trained parameters, with a GAN's weight-averaged generator copy named apart, not added in."""
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    if frozen and frozen_from_run:
+        return f"{trained:,}" + f" (+{frozen:,} frozen, from the run named by prior.run)"
     return f"{trained:,}" + (f" (+{frozen:,} in the averaged generator)" if frozen else "")

@@ -86,7 +86,10 @@ def test_forward_and_backward_reach_every_trained_parameter(name):
     model, caps, size = build(name)
     entry = MODELS[name]
     model.train()
-    if entry.has_encoder:
+    if entry.builds_on is not None:  # only the prior over another run's frozen codes trains: its logits reach it
+        x = torch.rand(4, 1, size, size) * 2 - 1
+        model.prior_logits(model.encode(x).indices).logsumexp(1).mean().backward()
+    elif entry.has_encoder:
         x = torch.rand(4, 1, size, size) * 2 - 1
         post = model.encode(x)
         z = post.rsample() if entry.variational else post.mean
@@ -165,6 +168,8 @@ def test_exports_as_torchscript_and_onnx_that_match_the_model(name, tmp_path):
     graphs = build_graphs(model, caps, mean, std)
     # a diffusion model's sampler is a loop of network calls, not one graph: it exports in diffusers' format
     expected = {"autoencoder": ["decoder", "encoder"], "gan": ["generator"], "diffusion": []}[caps.family]
+    if caps.latent.prior == "learned" and caps.can_sample:  # and the prior over its code grid, apart
+        expected = [*expected, "prior"]
     assert [g.name for g in graphs] == expected
     for graph in graphs:
         with torch.no_grad():

@@ -15,7 +15,7 @@ import torch
 from genlab.data.loader import to_uint8
 from genlab.data.registry import describe_split
 from genlab.metrics.metric import Score
-from genlab.models.latent import decode_prior_samples, prior_description
+from genlab.models.latent import sample_batches, sample_source
 
 log = logging.getLogger("genlab.eval")
 
@@ -77,7 +77,8 @@ class Context:
     def fake(self) -> np.ndarray:
         """As many samples as reference images; conditional models get the reference images' labels."""
         labels = torch.from_numpy(self.real_labels) if self.caps.conditional else None
-        batches = decode_prior_samples(self.model, len(self.reference_index), self.s.seed, self.s.batch_size, labels)
+        batches = sample_batches(self.model, self.caps.latent.flat_prior, len(self.reference_index), self.s.seed,
+                                 self.s.batch_size, labels)
         return np.concatenate([to_uint8(self.data.normalizer.to_unit(x.float())) for x in batches])
 
     def reference_split(self) -> str:
@@ -134,17 +135,21 @@ def distribution_scores(ctx: Context, extractor: Any, *, fd_name: str = "fd") ->
                     f"{PAPER_FID_SAMPLES:,}", len(fake))
     protocol = {"n_real": len(real), "n_fake": len(fake), "extractor": extractor.identity(),
                 "reference_split": ctx.reference_split(), "pr_k": ctx.s.pr_k, "comparability": comparable,
-                "generated": f"codes drawn from {prior_description(ctx.model)} at once on the CPU with the seed "
-                             "below, decoded, quantised to uint8 as if saved to PNG"
+                "generated": (f"codes drawn from {sample_source(ctx.model, True)} at once on the CPU with the seed "
+                              "below, decoded" if ctx.caps.latent.flat_prior else
+                              f"drawn by the model's own sampler from {sample_source(ctx.model, False)}, one "
+                              f"generator per batch of {ctx.s.batch_size} seeded from the seed below")
+                             + ", quantised to uint8 as if saved to PNG"
                              + ("; labels of the reference images" if ctx.caps.conditional else ""),
                 "kid_subsets": ctx.s.kid_subsets, "kid_subset_size": subset}
     return Score(values, protocol)
 
 
 def needs_samples(ctx: Context) -> str | None:
-    """Sample metrics need a flat code whose prior `decode_prior_samples` draws (N(0, I) or a fitted mixture)."""
+    """Sample metrics need a model that samples: decoded flat codes of N(0, I) (or a fitted mixture), or a
+    model's own learned prior (`sample_batches`)."""
     if not ctx.caps.can_sample:
         return f"the model cannot draw samples: {ctx.caps.cannot_sample}"
-    if ctx.caps.latent.prior != "standard_normal" or ctx.caps.latent.layout not in ("vector", "noise"):
+    if not ctx.caps.latent.flat_prior and ctx.caps.latent.prior != "learned":
         return f"the model's latent is a {ctx.caps.latent.layout} with a {ctx.caps.latent.prior} prior"
     return None

@@ -82,3 +82,36 @@ def decode_prior_samples(model: nn.Module, n: int, seed: int, batch_size: int,
             yield model.decode(z)
         else:
             yield model.decode(z, labels[start:start + batch_size].to(device))
+
+
+LEARNED_PRIOR = "the model's learned prior over its code grid"
+
+
+def sample_source(model: nn.Module, flat_prior: bool, short: bool = False) -> str:
+    """What samples come from: the flat code's prior (`prior_description`), or a model's own learned prior."""
+    return prior_description(model, short) if flat_prior else LEARNED_PRIOR
+
+
+def learned_prior_seed(seed: int, batch: int) -> int:
+    """The seed of the `batch`-th batch a learned prior draws (one generator per batch)."""
+    return seed * 1_000_003 + batch
+
+
+@torch.no_grad()
+def sample_batches(model: nn.Module, flat_prior: bool, n: int, seed: int, batch_size: int,
+                   labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """n samples, batch by batch. A flat prior's codes are drawn at once (`decode_prior_samples`: the images
+    depend on the seed alone); a model with a learned prior samples each batch itself from a generator seeded
+    by `learned_prior_seed(seed, batch index)`, on the model's device, so its images depend on the seed, the
+    batch size and the device."""
+    if flat_prior:
+        yield from decode_prior_samples(model, n, seed, batch_size, labels)
+        return
+    device = next(model.parameters()).device
+    for i, start in enumerate(range(0, n, batch_size)):
+        g = torch.Generator(device=device).manual_seed(learned_prior_seed(seed, i))
+        m = min(batch_size, n - start)
+        if labels is None:
+            yield model.sample(m, generator=g)
+        else:
+            yield model.sample(m, generator=g, labels=labels[start:start + m].to(device))

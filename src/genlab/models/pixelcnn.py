@@ -8,8 +8,8 @@ sees only the rows above a cell, the horizontal stack the cells to its left in i
 later layers (mask "B") may see their own cell's features, which by then describe only earlier cells.
 
 This module is a building block, not a registered model: it knows nothing of VQ-VAEs, data or training. A
-`vqvae_prior` run would train it on the code grids a frozen VQ-VAE's encoder gives the training images and
-sample through it (`sample`, then the VQ-VAE's `decode_indices`).
+`vqvae_prior` run (models/vqvae_prior.py) trains it on the code grids a frozen VQ-VAE's encoder gives the
+training images and samples through it (`sample`, then the VQ-VAE's `decode_indices`).
 """
 
 from __future__ import annotations

@@ -53,6 +53,12 @@ class LatentSpec:
         return self.posterior == "quantized"
 
     @property
+    def flat_prior(self) -> bool:
+        """Samples are `decode` of flat codes drawn from N(0, I) (or a fitted mixture: genlab.models.priors);
+        otherwise a model that samples draws through its own learned prior (`sample`)."""
+        return self.layout in ("vector", "noise") and self.prior == "standard_normal"
+
+    @property
     def traversable(self) -> bool:
         """Coordinates of a flat code under N(0, I): sweeping one over [-3, 3] means something."""
         return self.layout == "vector" and self.prior == "standard_normal"
@@ -92,6 +98,13 @@ class ModelEntry:
     cannot_sample: None when `sample` draws images; otherwise why it cannot, in words a user can act on (a
     VQ-VAE needs a prior learned over its codes first). `genlab sample`, the sample metrics, sample figures
     and the explorer refuse or skip with this reason instead of calling `sample`.
+    builds_on: None, or the posterior ("quantized") of a finished run's model that this model is trained over
+    (a learned prior over a VQ-VAE's codes). Its config names that run (`prior.run`); run set-up
+    (genlab.prior_run) fills the constructor's `base` argument ({name: ..., arguments}) and its
+    `output_activation` from that run, and loads that run's weights through the model's `load_base(state)`.
+    A model with a learned prior that samples (`latent.prior == "learned"`, `cannot_sample` None) offers
+    `prior_logits(indices)`, (B, K, h, w) logits of each cell's code given the cells before it, which its
+    objective trains and export writes as the `prior` graph.
     """
 
     name: str
@@ -108,6 +121,7 @@ class ModelEntry:
     spectral_d: Callable[[dict[str, Any]], bool] = never  # from the arguments: D spectrally normalised
     presets: dict[str, Any] = field(default_factory=dict)  # the arguments a preset fixes (its defaults)
     cannot_sample: str | None = None
+    builds_on: str | None = None  # the posterior of another run's model this one is built over (see above)
 
     @property
     def variational(self) -> bool:

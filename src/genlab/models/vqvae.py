@@ -16,7 +16,8 @@ convolution from D, two residual blocks, and two 4x4 stride-2 transposed convolu
 The code grid is the latent: `encode(x).mean` is z_q flattened to (B, D * h * w) and `decode` takes that
 flat code (or the (B, D, h, w) grid), so the autoencoder family's callers (reconstruction scores, export)
 need nothing VQ-specific. The model cannot sample on its own: the codes of a VQ-VAE have no fixed prior, and
-samples need an autoregressive prior learned over the frozen encoder's code grids (sec. 3.1, 4.2).
+samples need an autoregressive prior learned over the frozen encoder's code grids (sec. 3.1, 4.2): a
+`vqvae_prior` run (models/vqvae_prior.py) that names this one.
 
 The model knows nothing of training loops or files; the EMA update is a side effect of `encode` in training
 mode, as batch norm's running statistics are of its forward pass.
@@ -39,7 +40,8 @@ from genlab.models.registry import LatentSpec, ModelEntry
 
 NEEDS_PRIOR = ("VQ-VAE samples need a learned prior over the codes: the model maps images to a grid of code "
                "indices and back, and its codes have no fixed distribution to draw from. Train a prior over "
-               "this run's code grids (a future `vqvae_prior` run, which names this one) to sample; "
+               "this run's code grids to sample: a vqvae_prior run that names this one (genlab train "
+               "vqvae_prior --set prior.run=RUN_DIR); "
                "reconstructions and reconstruction metrics work now (genlab eval, genlab figures)")
 
 

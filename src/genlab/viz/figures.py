@@ -9,7 +9,7 @@ from torch import nn
 
 from genlab.data import Normalizer
 from genlab.losses import add_gaussian_noise
-from genlab.models.latent import prior_phrase
+from genlab.models.latent import LEARNED_PRIOR, prior_phrase
 from genlab.viz.grids import save_grid, save_rows
 
 
@@ -52,8 +52,10 @@ def fixed_samples(model: nn.Module, normalizer: Normalizer, n: int = 32, seed: i
 
 
 def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 32, seed: int = 0,
-                  num_classes: int = 0, class_names: list[str] | None = None, title: str | None = None) -> Path:
-    """Samples from a fixed seed; conditional models (num_classes > 0) get one row per class."""
+                  num_classes: int = 0, class_names: list[str] | None = None, title: str | None = None,
+                  flat_prior: bool = True) -> Path:
+    """Samples from a fixed seed; conditional models (num_classes > 0) get one row per class. flat_prior: the
+    samples decode codes of the prior `prior_phrase` names (else the model's learned prior draws them)."""
     samples, per_row = fixed_samples(model, normalizer, n, seed, num_classes)
     classes = num_classes
     if classes:
@@ -62,7 +64,8 @@ def sample_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int =
         rows = [(names[c], samples[c * per_row:(c + 1) * per_row]) for c in range(shown)]
         more = f" (first {shown} of {classes} classes)" if shown < classes else ""
         return save_rows(rows, path, title or f"Samples per class{more}, fixed noise (seed {seed})")
-    return save_grid(samples, path, title or f"Samples from {prior_phrase(model)}, seed {seed}")
+    source = prior_phrase(model) if flat_prior else LEARNED_PRIOR
+    return save_grid(samples, path, title or f"Samples from {source}, seed {seed}")
 
 
 def trajectory_figure(model: nn.Module, normalizer: Normalizer, path: Path, n: int = 6, columns: int = 8,
