@@ -298,6 +298,15 @@ CASES = [
          train(*GAN, *OUT, "--set", "model.name=sngan", "--set", "data.image_size=36"),
          "sngan doubles from a start grid of 4 to 7 pixels, so image_size must be 4 to 7 times a power of 2 "
          "(16, 28, 32, 48, 64, 96, 128, ...; got 36, whose halving stops at 9)."),
+    # a second run over a first one
+    Case("prior: the first run's folder is missing",
+         ("train", "vqvae_prior", *OUT, "--set", "prior.run={tmp}/runs/vqvae_cats"),
+         "prior.run <tmp>/runs/vqvae_cats: no such folder. prior.run names the finished run whose model a "
+         "vqvae_prior run is trained over (a model with a quantized posterior: vqvae)"),
+    Case("prior: a first run that is not a VQ-VAE",
+         ("train", "vqvae_prior", *OUT, "--set", "prior.run={tmp}/quickstart"),
+         "prior.run <tmp>/quickstart is a run of model 'vae' (a gaussian posterior); a vqvae_prior run needs a run "
+         "of a model with a quantized posterior: vqvae.", run=True),
     # metrics
     Case("metrics: GAN with one validation image", train(*GAN, *OUT, "--set", "data.val_limit=1"),
          "the validation set has 1 image(s); this objective's fd_randconv needs at least 2. Raise "

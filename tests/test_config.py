@@ -175,7 +175,7 @@ def test_unknown_key_names_it_and_suggests_the_closest(override, message):
 
 
 def test_key_lists_in_messages_are_the_real_ones():
-    assert _keys(RunConfig) == "data, model, name, objective, optim, output, train"
+    assert _keys(RunConfig) == "data, model, name, objective, optim, output, prior, train"
     for key in ("epochs", "batch_size", "max_steps", "progress"):
         assert key in TrainConfig.model_fields
     for key in ("image_size", "val_fraction", "limit", "root"):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from genlab.errors import GenlabError
 from genlab.objectives import OBJECTIVES
@@ -50,13 +51,13 @@ class RunConfig(Section):
     name: str | None = Field(None, description="the run folder's name: one path component")
     model: ModelConfig
     objective: ObjectiveSection
+    prior: PriorConfig | None = Field(None, description="the finished run a vqvae_prior model is trained over")
     # Required, except in a config with a prior section: such a run takes the first run's data section
     # (genlab.prior_run fills it in, with prior.data's changes, before anything reads it).
-    data: DataConfig | None = None
+    data: DataConfig | None = Field(None, validate_default=True)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
-    prior: PriorConfig | None = Field(None, description="the finished run a vqvae_prior model is trained over")
 
     @model_validator(mode="before")
     @classmethod
@@ -71,11 +72,14 @@ class RunConfig(Section):
             data = {**data, "objective": {"kind": _default_kind(data.get("model"), set(objective)), **objective}}
         return data
 
-    @model_validator(mode="after")
-    def _data_given(self) -> RunConfig:
-        if self.data is None and self.prior is None:
-            raise ValueError("missing required key 'data'")
-        return self
+    @field_validator("data")
+    @classmethod
+    def _data_given(cls, data: DataConfig | None, info: ValidationInfo) -> DataConfig | None:
+        """Missing is an error, as for any required key, unless a prior section names a run to take it from
+        (a prior section that is itself invalid is reported on its own)."""
+        if data is None and "prior" in info.data and info.data["prior"] is None:
+            raise PydanticCustomError("missing", "Field required")
+        return data
 
     @field_validator("name")
     @classmethod
@@ -265,7 +269,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             text = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]  # no "Value error, "
-            msg = f"{key}: {text}{shown}." if key else f"{text}."  # a whole-config rule has no key
+            msg = f"{key}: {text}{shown}."
         lines.append(msg)
     return f"{source}: invalid configuration: " + " ".join(lines)
 

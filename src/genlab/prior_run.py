@@ -55,7 +55,8 @@ def first_run(cfg: RunConfig) -> tuple[Path, RunConfig]:
     what = (f"prior.run names the finished run whose model a {cfg.model.name} run is trained over (a model with a "
             f"{entry.builds_on} posterior: {valid}), e.g. runs/vqvae_cats after `genlab train vqvae_cats`")
     if not path.is_dir():
-        raise GenlabError(f"prior.run {path}: no such folder (resolved against {Path.cwd()}). {what}.")
+        where = "" if path.is_absolute() else f" (relative to the working directory, {Path.cwd()})"
+        raise GenlabError(f"prior.run {path}: no such folder{where}. {what}.")
     run = RunDir(path)
     if not run.config.is_file():
         raise GenlabError(f"prior.run {path} is not a genlab run folder (no config.yaml). {what}.")
