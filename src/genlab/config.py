@@ -72,6 +72,19 @@ class RunConfig(Section):
             data = {**data, "objective": {"kind": _default_kind(data.get("model"), set(objective)), **objective}}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_changes_of_a_prior_run(cls, data: Any) -> Any:
+        """In a config with a prior section, a data section without `name` (`--set data.limit=500` on the
+        bundled vqvae_prior) holds changes to the first run's data section: it is read as prior.data."""
+        if not isinstance(data, dict):
+            return data
+        prior, section = data.get("prior"), data.get("data")
+        if isinstance(prior, dict) and isinstance(section, dict) and "name" not in section:
+            data = {**data, "prior": {**prior, "data": {**(prior.get("data") or {}), **section}}}
+            del data["data"]
+        return data
+
     @field_validator("data")
     @classmethod
     def _data_given(cls, data: DataConfig | None, info: ValidationInfo) -> DataConfig | None:

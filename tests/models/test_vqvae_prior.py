@@ -161,7 +161,7 @@ def test_set_up_errors_say_what_would_be_valid(first, tmp_path):
     from genlab.prior_run import resolve
     from helpers import tiny_config
 
-    with pytest.raises(GenlabError, match=r"prior.run .*nope: no such folder .*e\.g\. runs/vqvae_cats"):
+    with pytest.raises(GenlabError, match=r"prior.run .*nope: no such folder\. .*e\.g\. runs/vqvae_cats"):
         resolve(prior_config(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenlabError, match="is not a genlab run folder"):
@@ -186,3 +186,9 @@ def test_set_up_errors_say_what_would_be_valid(first, tmp_path):
         resolve(validate({**tiny_config().to_dict(), "prior": {"run": str(first)}}))
     with pytest.raises(GenlabError, match="missing required key 'data'"):
         validate({"model": {"name": "vae"}})
+
+
+def test_a_data_section_without_a_name_in_a_prior_config_changes_the_first_runs():
+    cfg = validate({"prior": {"run": "elsewhere", "data": {"limit": 3, "val_limit": 9}},
+                    "model": {"name": "vqvae_prior"}, "data": {"limit": 5, "hflip": False}})
+    assert cfg.data is None and cfg.prior.data == {"limit": 5, "val_limit": 9, "hflip": False}
