@@ -100,6 +100,9 @@ class TrainConfig(Section):
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # Under bf16/fp16 autocast: normalisation layers (batch, group, layer norm) compute in fp32 (device.py,
+    # norms_in_fp32). Off by default until bench/precision_quality.py shows it helps.
+    fp32_norms: bool = False
     deterministic: bool = False
     max_steps: int | None = Field(None, ge=1)
     checkpoint_every_steps: int = Field(500, ge=1)
