@@ -72,7 +72,7 @@ def norms_in_fp32(model: torch.nn.Module) -> int:
     """Make every normalisation layer compute in fp32 under autocast, as mixed-precision practice keeps them:
     CPU autocast runs batch norm in the dtype it is given (bf16), so batch statistics and the normalised
     output carry 8 bits of mantissa. The next matmul-like layer casts back to bf16, so the cost is a cast per
-    layer. Returns how many layers it changed (train.fp32_norms)."""
+    layer. Returns how many layers it changed (train.fp32_norms, on by default)."""
     n = 0
     for m in model.modules():
         if isinstance(m, NORM_LAYERS):
