@@ -114,10 +114,14 @@ def main(argv: list[str]) -> None:
         print(json.dumps(overhead(argv[1])))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("configs", nargs="*", metavar="CONFIG", help=f"any of {', '.join(CONFIGS)} (default: all)")
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--seconds", type=float, default=3.0)
     args = p.parse_args(argv)
+    unknown = sorted(set(args.configs) - set(CONFIGS))
+    if unknown:
+        p.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    args.configs = args.configs or list(CONFIGS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     head = (f"{'config':30s} {'eager img/s':>11s} {'compiled':>9s} {'speed-up':>14s} {'cold s':>7s} {'warm s':>7s} "
             f"{'break-even img':>14s} {'run images':>10s}")

@@ -231,20 +231,24 @@ def main(argv: list[str]) -> None:
         reference_process(argv[1], int(argv[2]), int(argv[3]))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("shapes", nargs="*", default=list(SEED_CONFIGS), choices=list(SEED_CONFIGS))
+    p.add_argument("shapes", nargs="*", metavar="SHAPE", help=f"any of {', '.join(SEED_CONFIGS)} (default: all)")
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="length of one side's block")
     p.add_argument("--own-process", action="store_true", help="also time genlab train and each reference "
                    "in processes of their own (needs $GENLAB_DATA)")
     p.add_argument("--own-seconds", type=float, default=30.0, help="marginal training time per own-process pair")
     args = p.parse_args(argv)
+    unknown = sorted(set(args.shapes) - set(SEED_CONFIGS))
+    if unknown:
+        p.error(f"unknown shape(s) {', '.join(unknown)}; choose from {', '.join(SEED_CONFIGS)}")
+    shapes = args.shapes or list(SEED_CONFIGS)
     peak = machine_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; this machine now: fp32 matmul "
           f"{peak['fp32_matmul'] / 1e9:.0f} GFLOP/s, bf16 matmul {peak['bf16_matmul'] / 1e9:.0f} GFLOP/s; "
           f"{args.blocks} alternating blocks of ~{args.seconds:g} s per side\n")
     head = (f"{'shape':10s} {'side':52s} {'batch':>5s} {'img/s':>8s} {'range':>15s} {'GFLOP/img':>9s} "
             f"{'GFLOP/s':>8s} {'% fp32 pk':>9s} {'% bf16 pk':>9s}")
-    for shape in args.shapes:
+    for shape in shapes:
         sides = measure(shape, args.blocks, args.seconds)
         print(head + "\n" + "-" * len(head))
         for s in sides:

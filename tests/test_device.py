@@ -40,3 +40,22 @@ def test_native_bf16_probe_falls_back_to_the_cpu_flags(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     cpuinfo.write_text("flags\t\t: fpu\n")
     assert dev.cpu_bf16_native() is True  # torch's own probe first
+
+
+def test_norm_layers_compute_in_fp32_under_bf16_autocast_when_asked():
+    from torch import nn
+
+    from genlab.device import norms_in_fp32
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GroupNorm(2, 4))
+    x = torch.randn(2, 3, 9, 9)
+    seen: list[torch.dtype] = []
+    m[1].register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m(x)
+    assert norms_in_fp32(m) == 2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x)
+    assert seen == [torch.bfloat16, torch.float32]
+    assert out.dtype == torch.float32  # the last layer is a norm, which now outputs fp32

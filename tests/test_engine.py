@@ -300,9 +300,11 @@ def test_epoch_sample_grids_use_fixed_noise(tmp_path, monkeypatch):
     assert (tmp_path / "tiny" / "figures" / "reconstructions.png").is_file()
 
 
-def test_gan_trains_and_scores_under_bf16_autocast(tmp_path):
+@pytest.mark.parametrize("fp32_norms", [False, True])
+def test_gan_trains_and_scores_under_bf16_autocast(tmp_path, fp32_norms):
     """The GPU default is bf16 autocast; on CPU the same path runs with train.precision: bf16."""
-    out = train(tiny_config(**GAN, train={"precision": "bf16", "epochs": 1}), out=tmp_path)
+    out = train(tiny_config(**GAN, train={"precision": "bf16", "epochs": 1, "fp32_norms": fp32_norms}),
+                out=tmp_path)
     assert math.isfinite(out.result.last_val["fd_randconv"]) and out.result.progress.step == 6
 
 

@@ -61,6 +61,26 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def _inputs_to_fp32(module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def norms_in_fp32(model: torch.nn.Module) -> int:
+    """Make every normalisation layer compute in fp32 under autocast, as mixed-precision practice keeps them:
+    CPU autocast runs batch norm in the dtype it is given (bf16), so batch statistics and the normalised
+    output carry 8 bits of mantissa. The next matmul-like layer casts back to bf16, so the cost is a cast per
+    layer. Returns how many layers it changed (train.fp32_norms, on by default)."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, NORM_LAYERS):
+            m.register_forward_pre_hook(_inputs_to_fp32)
+            n += 1
+    return n
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 

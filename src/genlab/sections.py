@@ -100,6 +100,10 @@ class TrainConfig(Section):
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # Under bf16/fp16 autocast: normalisation layers (batch, group, layer norm) compute in fp32 (device.py,
+    # norms_in_fp32). On: with batch norm in bf16 a DCGAN's samples were measurably worse than fp32's, with
+    # it in fp32 they were not (bench/precision_quality.py on 2 seeds each; README, Devices).
+    fp32_norms: bool = True
     deterministic: bool = False
     max_steps: int | None = Field(None, ge=1)
     checkpoint_every_steps: int = Field(500, ge=1)

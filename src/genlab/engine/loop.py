@@ -25,7 +25,7 @@ import torch
 from genlab import checkpoint, distributed
 from genlab.allocator import tune_allocator
 from genlab.data import DataBundle
-from genlab.device import autocast, grad_scaler, select_precision
+from genlab.device import autocast, grad_scaler, norms_in_fp32, select_precision
 from genlab.engine.compiling import CACHE_ENV, compile_networks, uses_compile
 from genlab.engine.evaluation import evaluate
 from genlab.engine.hook import Hook, StepRecord
@@ -64,6 +64,8 @@ class Loop:
         tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)
+        if self.precision != "fp32" and cfg.train.fp32_norms:
+            norms_in_fp32(objective.model)
         self.compiled = compile_networks(objective.model) if uses_compile(cfg, device) else []
         if self.compiled:
             log.info("train.compile: compiling %s on first use (cached in %s)", ", ".join(self.compiled),
