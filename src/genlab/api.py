@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -62,6 +63,15 @@ def load_config(spec: str | Path | RunConfig = "quickstart", /, *, overrides: Ma
     return validate(_with_values(data, values), f"{source} with {', '.join(values)}")
 
 
+def _section_type(section: str) -> type:
+    """The section's model class; an optional section (`data` when a prior run supplies it) is `X | None`."""
+    from genlab.config import RunConfig
+
+    annotation = RunConfig.model_fields[section].annotation
+    members = typing.get_args(annotation) or (annotation,)
+    return next(m for m in members if isinstance(m, type) and hasattr(m, "model_fields"))
+
+
 def _dotted(key: str, data: dict[str, Any]) -> str:
     """The dotted config key a Python keyword stands for (see the module docstring)."""
     from genlab.config import RunConfig, objective_config
@@ -80,7 +90,7 @@ def _dotted(key: str, data: dict[str, Any]) -> str:
         elif section == "objective":
             fields = set(objective_config(kind).model_fields) if kind else set()
         else:
-            fields = set(RunConfig.model_fields[section].annotation.model_fields)
+            fields = set(_section_type(section).model_fields)
         if key in fields:
             found.append(f"{section}.{key}")
     if len(found) == 1:

@@ -137,11 +137,13 @@ def _ctx(n: int, kid_subset_size: int = 1000):
     from types import SimpleNamespace
 
     from genlab.metrics.context import EvalSettings
+    from genlab.models.registry import LatentSpec
 
     rng = np.random.default_rng(0)
     return SimpleNamespace(real=rng.normal(size=(n, 4)), fake=rng.normal(0.3, 1.0, size=(n, 4)),
                            s=EvalSettings(kid_subset_size=kid_subset_size, kid_subsets=10),
-                           caps=SimpleNamespace(conditional=False), reference_split=lambda: "validation",
+                           caps=SimpleNamespace(conditional=False, latent=LatentSpec()),
+                           reference_split=lambda: "validation",
                            model=None)  # no model: codes from N(0, I), as prior_description says
 
 
