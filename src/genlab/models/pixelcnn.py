@@ -50,14 +50,21 @@ class GatedLayer(nn.Module):
         a, b = x.chunk(2, dim=1)
         return torch.tanh(a) * torch.sigmoid(b)
 
+    def vertical_pre(self, v: torch.Tensor) -> torch.Tensor:
+        """The vertical stack's pre-gate features; row i depends on input rows above i only (and row i after
+        the first layer), so a row's features are final once the rows above it are drawn."""
+        return self._masked(self.vertical, v, axis=2)[:, :, :v.shape[-2], :]  # crop: output row i ends at row i
+
+    def horizontal_stack(self, h: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """The horizontal stack's output over the rows of `h`, given the vertical stack's features of the same
+        rows; cell j depends on cells left of j only (and cell j after the first layer)."""
+        h_pre = self._masked(self.horizontal, h, axis=3)[:, :, :, :h.shape[-1]]
+        h_out = self.h_out(self._gate(h_pre + self.v_to_h(v_pre)))
+        return h_out if self.first else h + h_out
+
     def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows, cols = v.shape[-2:]
-        v_pre = self._masked(self.vertical, v, axis=2)[:, :, :rows, :]  # crop: output row i ends at input row i
-        h_pre = self._masked(self.horizontal, h, axis=3)[:, :, :, :cols]
-        v_out = self._gate(v_pre)
-        h_gated = self._gate(h_pre + self.v_to_h(v_pre))
-        h_out = self.h_out(h_gated)
-        return v_out, (h_out if self.first else h + h_out)
+        v_pre = self.vertical_pre(v)
+        return self._gate(v_pre), self.horizontal_stack(h, v_pre)
 
 
 class GatedPixelCNN(nn.Module):
@@ -84,16 +91,42 @@ class GatedPixelCNN(nn.Module):
         """Mean negative log-likelihood per cell, in nats: cross-entropy of each cell's code."""
         return F.cross_entropy(self(indices), indices)
 
+    def vertical_features(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's vertical features of the last row of `rows` (B, r, w): all the horizontal stack needs
+        from the rows above, and final once they are drawn, so sampling computes them once per row."""
+        v = self.embedding(rows).permute(0, 3, 1, 2)
+        features = []
+        for layer in self.layers:
+            v_pre = layer.vertical_pre(v)
+            features.append(v_pre[:, :, -1:])
+            v = layer._gate(v_pre)
+        return features
+
+    def cell_logits(self, row: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """(B, K) logits of the cell after `row` (B, 1, j+1: the cells left of it, then any placeholder code)
+        given its row's vertical features: a pass over one row, not the grid."""
+        width = row.shape[-1]
+        h = self.embedding(row).permute(0, 3, 1, 2)
+        for layer, v_pre in zip(self.layers, features):
+            h = layer.horizontal_stack(h, v_pre[..., :width])
+        return self.head(h[..., -1:])[:, :, 0, 0]
+
     @torch.no_grad()
     def sample(self, n: int, grid: tuple[int, int], generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
-        """n grids of code indices, (n, h, w), drawn cell by cell in raster order (h * w network passes)."""
+        """n grids of code indices, (n, h, w), drawn cell by cell in raster order.
+
+        The same draws as a full pass over the grid per cell, at a small part of its cost (16x16 grid, 8 layers:
+        about 1/20 of the FLOPs): by causality, a cell needs only its row's vertical features (computed once
+        per row, from the rows above) and the cells to its left."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (got {temperature})")
         device = self.embedding.weight.device
         out = torch.zeros(n, *grid, dtype=torch.long, device=device)
         for i in range(grid[0]):
+            features = self.vertical_features(out[:, :i + 1])
             for j in range(grid[1]):
-                probs = torch.softmax(self(out)[:, :, i, j].float() / temperature, dim=1)
+                logits = self.cell_logits(out[:, i:i + 1, :j + 1], features)
+                probs = torch.softmax(logits.float() / temperature, dim=1)
                 out[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         return out
