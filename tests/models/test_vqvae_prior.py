@@ -192,3 +192,31 @@ def test_a_data_section_without_a_name_in_a_prior_config_changes_the_first_runs(
     cfg = validate({"prior": {"run": "elsewhere", "data": {"limit": 3, "val_limit": 9}},
                     "model": {"name": "vqvae_prior"}, "data": {"limit": 5, "hflip": False}})
     assert cfg.data is None and cfg.prior.data == {"limit": 5, "val_limit": 9, "hflip": False}
+
+
+@pytest.mark.skipif(not all(__import__("importlib").util.find_spec(n) for n in ("onnx", "onnxscript", "onnxruntime")),
+                    reason="onnx, onnxscript and onnxruntime are needed to export and run ONNX")
+def test_onnx_prior_and_decoder_give_the_models_logits_and_images(prior):
+    import numpy as np
+    import onnxruntime as ort
+
+    from genlab.export import export_run
+    from genlab.run import load_model
+
+    files = {p.name for p in export_run(prior.run.path, ["onnx"])}
+    assert {"encoder.onnx", "decoder.onnx", "prior.onnx"} <= files
+    out = prior.run.path / "export"
+    loaded = load_model(prior.run.path)
+    model = loaded.model.eval()
+    codebook = np.load(out / "codebook.npz")["codebook"]
+    prior_session = ort.InferenceSession(str(out / "prior.onnx"), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):  # neither is the traced batch size
+        grid = torch.randint(16, (batch, 4, 4), generator=torch.Generator().manual_seed(batch))
+        (logits,) = prior_session.run(None, {prior_session.get_inputs()[0].name: grid.numpy()})
+        z = codebook[grid.numpy()].transpose(0, 3, 1, 2).reshape(batch, -1)
+        (images,) = decoder.run(None, {decoder.get_inputs()[0].name: z.astype(np.float32)})
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, model.prior_logits(grid).numpy(), atol=1e-4, rtol=0)
+            want = loaded.normalizer.to_unit(model.decode_indices(grid)).numpy()
+        np.testing.assert_allclose(images, want, atol=1e-4, rtol=0)
