@@ -27,6 +27,7 @@ from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
 from genlab.io import atomic_write, sha256_of
 from genlab.models.latent import prior_phrase, sample_batches, sample_source
+from genlab.progress import counted
 from genlab.run import TrainedModel
 
 MANIFEST = "manifest.json"
@@ -105,7 +106,8 @@ def draw(trained: TrainedModel, n: int, *, seed: int = 0, labels: list[int] | No
     lb = None if per_image is None else torch.tensor(per_image)
     with generator_weights(model, live) as weights:
         # flat codes are drawn in one piece; a learned prior samples itself, one seeded generator per batch
-        chunks = list(sample_batches(model, flat, n, seed, batch_size, lb if caps.conditional else None))
+        chunks = list(counted(sample_batches(model, flat, n, seed, batch_size, lb if caps.conditional else None),
+                              n, "drawing samples"))
     images = torch.cat([trained.normalizer.to_unit(c.float()).cpu() for c in chunks])
     source = prior_phrase(model) if flat else sample_source(model, flat)
     return Drawn(images, per_image, source, weights)

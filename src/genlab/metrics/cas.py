@@ -18,6 +18,7 @@ import torch
 from genlab.data import BatchLoader, Normalizer
 from genlab.data.loader import to_uint8
 from genlab.metrics.metric import Metric, Score
+from genlab.progress import counted
 
 if TYPE_CHECKING:
     from genlab.metrics.classifier.network import Recipe, SmallCNN
@@ -56,12 +57,17 @@ def generated_set(model: Any, normalizer: Normalizer, num_classes: int, per_clas
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     images, labels = [], []
-    for c in range(num_classes):
-        for start in range(0, per_class, batch_size):
-            n = min(batch_size, per_class - start)
-            y = torch.full((n,), c, dtype=torch.long, device=device)
-            images.append(to_uint8(normalizer.to_unit(model.sample(n, generator=gen, labels=y).float())))
-            labels.append(np.full(n, c, dtype=np.int64))
+
+    def batches():
+        for c in range(num_classes):
+            for start in range(0, per_class, batch_size):
+                n = min(batch_size, per_class - start)
+                y = torch.full((n,), c, dtype=torch.long, device=device)
+                labels.append(np.full(n, c, dtype=np.int64))
+                yield model.sample(n, generator=gen, labels=y)
+
+    for x in counted(batches(), num_classes * per_class, "drawing samples per class"):
+        images.append(to_uint8(normalizer.to_unit(x.float())))
     return np.concatenate(images), np.concatenate(labels)
 
 

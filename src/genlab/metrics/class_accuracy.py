@@ -14,6 +14,7 @@ from genlab.data.loader import to_uint8
 from genlab.errors import GenlabError
 from genlab.metrics.classifier import DomainClassifier, get_classifier
 from genlab.metrics.metric import Metric, Score
+from genlab.progress import counted
 
 if TYPE_CHECKING:
     from genlab.metrics.context import Context
@@ -50,16 +51,19 @@ def class_accuracy(classifier: DomainClassifier, model: Any, normalizer: Normali
     if isinstance(model, nn.Module):
         model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
-    names, accs = classifier.class_names, {}
+    names = classifier.class_names
     try:
-        for c in range(k_clf):
-            correct = 0
-            for start in range(0, per_class, batch_size):
-                n = min(batch_size, per_class - start)
-                labels = torch.full((n,), c, dtype=torch.long, device=device)
-                images = to_uint8(normalizer.to_unit(model.sample(n, generator=gen, labels=labels)))
-                correct += int((classifier.predict(images, batch_size) == c).sum())
-            accs[names[c]] = correct / per_class
+        def drawn():
+            for c in range(k_clf):
+                for start in range(0, per_class, batch_size):
+                    n = min(batch_size, per_class - start)
+                    labels = torch.full((n,), c, dtype=torch.long, device=device)
+                    yield c, model.sample(n, generator=gen, labels=labels)
+
+        correct = dict.fromkeys(range(k_clf), 0)
+        for c, x in counted(drawn(), k_clf * per_class, "drawing samples per class", size=lambda b: len(b[1])):
+            correct[c] += int((classifier.predict(to_uint8(normalizer.to_unit(x)), batch_size) == c).sum())
+        accs = {names[c]: correct[c] / per_class for c in range(k_clf)}
     finally:
         if isinstance(model, nn.Module):
             model.train(was_training)

@@ -16,6 +16,7 @@ from genlab.data.loader import to_uint8
 from genlab.data.registry import describe_split
 from genlab.metrics.metric import Score
 from genlab.models.latent import sample_batches, sample_source
+from genlab.progress import counted
 
 log = logging.getLogger("genlab.eval")
 
@@ -77,8 +78,9 @@ class Context:
     def fake(self) -> np.ndarray:
         """As many samples as reference images; conditional models get the reference images' labels."""
         labels = torch.from_numpy(self.real_labels) if self.caps.conditional else None
-        batches = sample_batches(self.model, self.caps.latent.flat_prior, len(self.reference_index), self.s.seed,
-                                 self.s.batch_size, labels)
+        n = len(self.reference_index)
+        batches = counted(sample_batches(self.model, self.caps.latent.flat_prior, n, self.s.seed,
+                                         self.s.batch_size, labels), n, "drawing samples")
         return np.concatenate([to_uint8(self.data.normalizer.to_unit(x.float())) for x in batches])
 
     def reference_split(self) -> str:
