@@ -90,7 +90,8 @@ class VQVAEPrior(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images: code grids drawn cell by cell from the PixelCNN (h * w passes), decoded by the VQ-VAE."""
+        """n images: code grids drawn cell by cell from the PixelCNN (row by row: GatedPixelCNN.sample), decoded
+        by the VQ-VAE."""
         grid = tuple(int(s) for s in self.grid_shape[1:])
         indices = self.pixelcnn.sample(n, grid, generator, self.temperature)
         return self.vqvae.decode_indices(indices)
