@@ -7,8 +7,9 @@ Made for a sweep over train.precision with several seeds, e.g.
     python bench/precision_quality.py runs/dcgan_prec                 # the run's best metric, per epoch
     python bench/precision_quality.py runs/dcgan_prec --metric loss
 
-Runs are grouped by the train.precision their config.yaml gives (and by everything else being equal is the
-sweep's business). The final scores are every float of each run's metrics.json (the end-of-training scores).
+Runs are grouped by the precision they trained in (summary.json's resolved one, else config.yaml's);
+everything else being equal is the sweep's business. The final scores are every float of each run's
+metrics.json (the end-of-training scores).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def runs_in(folder: Path) -> list[Path]:
 
 
 def precision_of(run: Path) -> str:
+    """What the run trained in: summary.json records what `auto` resolved to (runs since 0.4 do), else the
+    config's setting."""
+    summary = json.loads((run / "summary.json").read_text())
+    resolved = summary.get("compute", {}).get("precision")
+    if resolved:
+        return str(resolved)
     return str(yaml.safe_load((run / "config.yaml").read_text())["train"].get("precision", "auto"))
 
 

@@ -3,7 +3,9 @@
 For each seed experiment's shape it builds, in one process:
   - each reference of bench/references.py (a plain PyTorch re-implementation of the published code),
   - genlab's real training loop for the seed config (`Loop.fit`: history rows, hooks, bookkeeping) at its
-    defaults, and again with train.precision bf16,
+    defaults (`precision: auto`: bf16 on a CPU with native bf16 for the families checked in it, else fp32),
+    and again in the other of fp32 and bf16, so the fp32 ratio (equal arithmetic) and the default's are both
+    printed,
   - genlab's bare step (the objective's `train_step` on the same loop's batches, nothing around it),
 and times them in alternating blocks (the order rotating each block), so a machine whose speed drifts
 slows every side alike. It prints per side: img/s (median over blocks, with the range), GFLOP per image
@@ -47,6 +49,8 @@ from references import REFERENCES  # noqa: E402
 from train_speed import machine_peak  # noqa: E402
 
 from genlab.config import load, validate  # noqa: E402
+from genlab.device import select_precision  # noqa: E402
+from genlab.objectives import cpu_bf16  # noqa: E402
 
 # shape: (the seed experiment's config, channels, classes)
 SEED_CONFIGS = {
@@ -97,12 +101,14 @@ def reference_side(ref, seed: int = 0) -> Side:
 
 
 def genlab_sides(shape: str, tmp: Path, total_steps: int) -> list[Side]:
-    """genlab's loop at its defaults, its bare step, its bf16 loop, and (for some shapes) its loop at a
-    reference's widths, in that order."""
+    """genlab's loop at its defaults, its bare step, its loop in the other precision (fp32 where auto is
+    bf16, else bf16), and (for some shapes) its loop at a reference's widths, in that order."""
     name, channels, classes = SEED_CONFIGS[shape]
     cfg = load(name)
     sides = []
-    kinds = [("auto", None), ("bf16", None)] + ([("auto", AT_REFERENCE_WIDTHS[shape])]
+    auto = select_precision("auto", torch.device("cpu"), cpu_bf16_checked=cpu_bf16(cfg.objective.kind))
+    other = "fp32" if auto == "bf16" else "bf16"
+    kinds = [("auto", None), (other, None)] + ([("auto", AT_REFERENCE_WIDTHS[shape])]
                                                 if shape in AT_REFERENCE_WIDTHS else [])
     for precision, widths in kinds:
         model = {**cfg.to_dict()["model"], **(widths[1] if widths else {})}
@@ -258,9 +264,9 @@ def main(argv: list[str]) -> None:
                   f"{s.flops_per_image / 1e9:9.3f} {achieved / 1e9:8.1f} {100 * achieved / peak['fp32_matmul']:8.1f}% "
                   f"{100 * achieved / peak['bf16_matmul']:8.1f}%")
         refs = sides[:len(REFERENCES[shape])]
-        loop, bare, bf16, *widths = sides[len(refs):]
+        loop, bare, other, *widths = sides[len(refs):]
         for ref in refs:
-            for g in (loop, bf16, *widths):
+            for g in (loop, other, *widths):
                 m, lo, hi = ratio(g, ref)
                 print(f"  {g.label} / {ref.label}: {m:.2f}x ({lo:.2f}-{hi:.2f})")
         m, lo, hi = ratio(loop, bare)

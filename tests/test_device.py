@@ -16,6 +16,20 @@ def test_cuda_auto_is_bf16_where_supported_else_fp16():
     assert dev.select_precision("fp32", cuda, bf16_supported=True) == "fp32"
 
 
+def test_cpu_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    assert dev.select_precision("auto", cpu, bf16_supported=True) == "bf16"
+    assert dev.select_precision("auto", cpu, bf16_supported=False) == "fp32"
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda: False)
+    assert dev.select_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda: True)
+    assert dev.select_precision("auto", cpu) == "bf16"
+    assert dev.select_precision("fp32", cpu) == "fp32"  # an explicit choice is never overridden
+    # a family not yet checked in bf16 stays in fp32 under auto, and gets bf16 when asked for it
+    assert dev.select_precision("auto", cpu, cpu_bf16_checked=False) == "fp32"
+    assert dev.select_precision("bf16", cpu, cpu_bf16_checked=False) == "bf16"
+
+
 def test_cpu_choices_and_fp16_refused():
     cpu = torch.device("cpu")
     assert dev.select_precision("bf16", cpu) == "bf16" and dev.select_precision("fp32", cpu) == "fp32"

@@ -42,12 +42,20 @@ def cpu_bf16_native() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def select_precision(pref: str, device: torch.device, bf16_supported: bool | None = None) -> str:
-    """auto: bf16 on GPUs that support it, else fp16 (with a gradient scaler); fp32 on CPU."""
+def select_precision(pref: str, device: torch.device, bf16_supported: bool | None = None,
+                     cpu_bf16_checked: bool = True) -> str:
+    """auto: bf16 on GPUs that support it, else fp16 (with a gradient scaler). On CPU: bf16 where the CPU
+    computes it natively and the objective's family was checked in bf16 (`cpu_bf16_checked`, declared by
+    each objective kind), else fp32: emulated bf16 is slower than fp32, and bf16 changed what some
+    families learn (README, "Devices"). `bf16_supported` overrides the probe of the device in question."""
     if device.type != "cuda":
         if pref == "fp16":
             raise GenlabError("train.precision fp16 needs a CUDA device; on CPU use fp32 or bf16.")
-        return "fp32" if pref == "auto" else pref
+        if pref != "auto":
+            return pref
+        if not cpu_bf16_checked:
+            return "fp32"
+        return "bf16" if (cpu_bf16_native() if bf16_supported is None else bf16_supported) else "fp32"
     if pref != "auto":
         return pref
     bf16 = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported

@@ -210,10 +210,10 @@ def _train(cfg: RunConfig | None, launch: distributed.Launch, out: Path | None, 
     failure: BaseException | None = None
     figures: list[Path] = []
     try:
-        log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s",
+        log.info("run %s: %s on %s (%d train / %d validation images, %dx%dx%d), %s parameters, device %s, %s",
                  run.path, cfg.model.name, cfg.data.name, len(parts.data.train), len(parts.data.val),
                  parts.data.channels, cfg.data.image_size, cfg.data.image_size,
-                 _parameter_count(parts.model, cfg.prior is not None), device)
+                 _parameter_count(parts.model, cfg.prior is not None), device, _precision_phrase(loop))
         if resume is not None:
             save_config(run, cfg)  # the run-length settings it continues with
             log.info("resumed at step %d (epoch %d, batch %d)", loop.progress.step, loop.progress.epoch + 1,
@@ -301,7 +301,24 @@ def _summarise(run: RunDir, loop: Loop, parts: Parts, notes: list[str], result: 
         "warnings": [*({"kind": "config", "message": n, "step": None} for n in notes), *loop.warnings],
         "timings_seconds": {**{k: round(v, 3) for k, v in timings.items()}, "wall": round(wall, 3)},
         "phases": loop.phases.record(),
+        "compute": {"device": str(loop.device), "precision": loop.precision},
     })
+
+
+def _precision_phrase(loop: Loop) -> str:
+    """What train.precision resolved to, since `auto` means different things on different machines and
+    objectives."""
+    from genlab.device import cpu_bf16_native
+    from genlab.objectives import cpu_bf16
+
+    kind = loop.cfg.objective.kind
+    if loop.precision == "fp32":
+        if loop.cfg.train.precision == "auto" and loop.device.type == "cpu" and not cpu_bf16(kind) \
+                and cpu_bf16_native():
+            return f"fp32 (train.precision auto: bf16 is not yet checked for {kind} objectives on CPU)"
+        return "fp32"
+    norms = ", normalisation in fp32" if loop.cfg.train.fp32_norms else ""
+    return f"{loop.precision} autocast{norms} (train.precision {loop.cfg.train.precision})"
 
 
 

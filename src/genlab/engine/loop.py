@@ -34,7 +34,7 @@ from genlab.engine.phases import Phases, mark
 from genlab.engine.signals import EXIT_CODES, Signals, supervised
 from genlab.engine.state import Progress, capture, data_shape, restore_into
 from genlab.errors import GenlabError, NonFiniteLoss, TrainingInterrupted
-from genlab.objectives import default_best_metric
+from genlab.objectives import cpu_bf16, default_best_metric
 from genlab.objectives.contract import Objective
 from genlab.objectives.optim import Stepper, build_scheduler
 
@@ -60,7 +60,7 @@ class Loop:
 
         self.objective, self.cfg, self.run, self.device = objective, cfg, run, device
         self.data_shape = data_shape(data)
-        self.precision = select_precision(cfg.train.precision, device)
+        self.precision = select_precision(cfg.train.precision, device, cpu_bf16_checked=cpu_bf16(cfg.objective.kind))
         tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)

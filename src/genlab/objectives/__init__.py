@@ -26,6 +26,11 @@ def default_best_metric(kind: str) -> str:
     return OBJECTIVES[kind].default_best_metric
 
 
+def cpu_bf16(kind: str) -> bool:
+    """Whether `train.precision: auto` may train this kind in bf16 on a CPU with native bf16."""
+    return OBJECTIVES[kind].cpu_bf16
+
+
 def input_noise(objective) -> tuple[float, bool]:
     """(std, clip) of the training input noise an objective section states (0 for all but denoising)."""
     return OBJECTIVES[objective.kind].input_noise(objective)

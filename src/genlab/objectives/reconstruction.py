@@ -387,4 +387,5 @@ ENTRY = ObjectiveEntry(
     summary="reconstruction error (+ β·KL for VAEs, capacity annealing, denoising noise): the autoencoder family",
     checks=check_reduction, plan_checks=check_ramps,
     input_noise=lambda section: (section.noise_std, section.noise_clip), units=term_units, train_note=warmup_note,
+    cpu_bf16=True,  # betavae_cats_recommended and dae_fashion_mnist_recommended, 2 seeds each: README, "Devices"
 )
