@@ -30,8 +30,8 @@ def runs_in(folder: Path) -> list[Path]:
 
 
 def precision_of(run: Path) -> str:
-    """What the run trained in: summary.json records what `auto` resolved to (runs since 0.4 do), else the
-    config's setting."""
+    """What the run trained in: summary.json records what `auto` resolved to (runs trained since auto could
+    pick bf16 on CPU do), else the config's setting."""
     summary = json.loads((run / "summary.json").read_text())
     resolved = summary.get("compute", {}).get("precision")
     if resolved:
