@@ -74,7 +74,8 @@ def test_models_lists_every_registered_model_with_its_arguments(capsys):
     assert "beta_vae   hidden_dims=(32, 64, 128, 256, 512), latent_dim=128, batch_norm=True, " \
            "activation='leaky_relu', output_activation='tanh', prior='standard_normal', prior_components=10" in lines
     assert "res_vae    hidden_dims=(32, 64, 128, 256, 512), latent_dim=128, blocks_per_stage=1, " \
-           "activation='leaky_relu', output_activation='tanh', prior='standard_normal', prior_components=10" in lines
+           "activation='leaky_relu', output_activation='tanh', prior='standard_normal', prior_components=10, " \
+           "bottleneck='dense'" in lines
     assert err == ""
 
 

@@ -58,3 +58,30 @@ def test_presets_match_the_original_experiments_architectures():
 def test_too_small_image_is_a_clear_error():
     with pytest.raises(GenlabError, match="at least 17"):
         build_model("beta_vae", {}, image_size=8, channels=3)
+
+
+def test_res_vae_spatial_bottleneck_keeps_each_code_cell_local():
+    """A spatial code is flat to the outside, (C, h, w) inside: a cell of the top-left corner changes the
+    top-left of the image and cannot reach the far corner (eval mode, so batch norm is per-channel affine)."""
+    tiny = {**MODELS["res_vae"].tiny, "hidden_dims": [4, 4, 8], "latent_dim": 128}
+    m = build_model("res_vae", {**tiny, "bottleneck": "spatial"}, image_size=64, channels=1).eval()
+    z = torch.randn(1, 128)
+    assert m.encode(torch.rand(2, 1, 64, 64)).mean.shape == (2, 128)
+    corner = torch.arange(0, 128, 64)  # cell (0, 0) of each of the 2 channels on the 8x8 grid
+    moved = z.clone()
+    moved[0, corner] += 3.0
+    with torch.no_grad():
+        a, b = m.decode(z), m.decode(moved)
+    assert (a[..., :8, :8] - b[..., :8, :8]).abs().max() > 1e-4
+    torch.testing.assert_close(a[..., -16:, -16:], b[..., -16:, -16:])
+
+    dense = build_model("res_vae", tiny, image_size=64, channels=1).eval()
+    with torch.no_grad():
+        c, d = dense.decode(z), dense.decode(moved)
+    assert (c[..., -16:, -16:] - d[..., -16:, -16:]).abs().max() > 1e-6  # a dense code reaches everywhere
+
+
+def test_res_vae_spatial_bottleneck_needs_latent_dim_to_fill_the_grid():
+    with pytest.raises(GenlabError, match=r"multiple of 64 \(got 100; e\.g\. 256, 512, 1024\)"):
+        build_model("res_vae", {**MODELS["res_vae"].tiny, "hidden_dims": [4, 4, 8], "latent_dim": 100,
+                                "bottleneck": "spatial"}, image_size=64, channels=1)
