@@ -106,7 +106,7 @@ def genlab_sides(shape: str, tmp: Path, total_steps: int) -> list[Side]:
     name, channels, classes = SEED_CONFIGS[shape]
     cfg = load(name)
     sides = []
-    auto = select_precision("auto", torch.device("cpu"), cpu_bf16_checked=cpu_bf16(cfg.objective.kind))
+    auto = select_precision("auto", torch.device("cpu"), cpu_bf16_checked=cpu_bf16(cfg.objective))
     other = "fp32" if auto == "bf16" else "bf16"
     kinds = [("auto", None), (other, None)] + ([("auto", AT_REFERENCE_WIDTHS[shape])]
                                                 if shape in AT_REFERENCE_WIDTHS else [])

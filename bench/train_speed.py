@@ -55,10 +55,10 @@ DCGAN_JOB = {"images": 21_000, "epochs": 50, "batch": 128}
 
 
 def build(name: str, steps: int, tmp: Path, channels_last: bool | None = None, allocator: str = "tuned",
-          precision: str = "auto") -> Loop:
+          precision: str = "auto", objective_overrides: dict | None = None) -> Loop:
     model, objective, size, ch, batch = SHAPES[name]
     cfg = validate({
-        "name": name, "model": model, "objective": objective,
+        "name": name, "model": model, "objective": {**objective, **(objective_overrides or {})},
         "data": {"name": "digits", "image_size": size, "grayscale": ch == 1, "hflip": True},
         "train": {"epochs": 1, "batch_size": batch, "progress": False, "figures": False, "epoch_samples": False,
                   "checkpoint_every_steps": 10**9, "channels_last": channels_last,

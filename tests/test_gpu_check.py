@@ -28,10 +28,9 @@ def test_every_check_passes_on_cpu_for_an_autoencoder_and_a_conditional_gan(tmp_
     summary = json.loads(out.read_text())
     assert [r["config"] for r in summary["results"]] == ["quickstart", "cgan_mnist"] and summary["ok"]
     for r in summary["results"]:
-        kind = load(r["config"]).objective.kind  # auto on this CPU: bf16 for checked kinds if native, else fp32
-        expected = select_precision("auto", torch.device("cpu"), cpu_bf16_checked=cpu_bf16(kind))
+        objective = load(r["config"]).objective  # auto on this CPU: bf16 where checked if native, else fp32
+        expected = select_precision("auto", torch.device("cpu"), cpu_bf16_checked=cpu_bf16(objective))
         assert all(r["checks"].values()) and r["img_per_s"] > 0 and r["precision"] == expected
-    assert summary["results"][1]["precision"] == "fp32"  # GANs are not yet checked in bf16 on CPU
 
 
 def test_it_says_what_to_do_without_a_gpu_and_refuses_unknown_configs():

@@ -311,11 +311,12 @@ def _precision_phrase(loop: Loop) -> str:
     from genlab.device import cpu_bf16_native
     from genlab.objectives import cpu_bf16
 
-    kind = loop.cfg.objective.kind
+    objective = loop.cfg.objective
     if loop.precision == "fp32":
-        if loop.cfg.train.precision == "auto" and loop.device.type == "cpu" and not cpu_bf16(kind) \
+        if loop.cfg.train.precision == "auto" and loop.device.type == "cpu" and not cpu_bf16(objective) \
                 and cpu_bf16_native():
-            return f"fp32 (train.precision auto: bf16 is not yet checked for {kind} objectives on CPU)"
+            return (f"fp32 (train.precision auto: bf16 is not yet checked on CPU for these {objective.kind} "
+                    "objective settings)")
         return "fp32"
     norms = ", normalisation in fp32" if loop.cfg.train.fp32_norms else ""
     return f"{loop.precision} autocast{norms} (train.precision {loop.cfg.train.precision})"

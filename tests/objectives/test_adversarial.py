@@ -259,3 +259,28 @@ def test_the_penalty_is_on_d_itself_not_behind_diffaugment():
     obj.train_step(batch, 0, Stepper())
     interpolate = seen[2]  # real, fake, then the penalty's x_hat
     assert interpolate.requires_grad and (interpolate == 0).float().mean() < 0.05  # no cutout square in it
+
+
+@pytest.mark.parametrize(("d_fp32", "expected"), [("own_step", [True, True, False]),
+                                                   ("always", [True, True, True]),
+                                                   ("never", [False, False, False])])
+def test_d_fp32_takes_the_chosen_passes_of_d_out_of_a_bf16_autocast(d_fp32, expected):
+    """D in bf16 collapsed the cGAN's noise (README, "Devices"); each setting keeps the passes it names in
+    fp32: D's real and fake passes on its own step, and its pass on G's step."""
+    model, obj, batch = _game(d_fp32=d_fp32)
+    seen = []
+    original = model.discriminate_with_classes
+
+    def spy(x, labels=None):
+        seen.append((not torch.is_autocast_enabled("cpu"), x.dtype))
+        return original(x, labels)
+
+    model.discriminate_with_classes = spy
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = obj.train_step(batch, 0, Stepper())
+    assert [fp32 for fp32, _ in seen] == expected
+    assert all(dtype == torch.float32 for fp32, dtype in seen if fp32)  # G's bf16 images cast up for D
+    assert all(math.isfinite(v.item()) for v in terms.values())
+    seen.clear()
+    obj.train_step(batch, 1, Stepper())  # outside autocast every pass is fp32 whatever the setting
+    assert [fp32 for fp32, _ in seen] == [True, True, True]

@@ -60,7 +60,7 @@ class Loop:
 
         self.objective, self.cfg, self.run, self.device = objective, cfg, run, device
         self.data_shape = data_shape(data)
-        self.precision = select_precision(cfg.train.precision, device, cpu_bf16_checked=cpu_bf16(cfg.objective.kind))
+        self.precision = select_precision(cfg.train.precision, device, cpu_bf16_checked=cpu_bf16(cfg.objective))
         tune_allocator(cfg.train.allocator)
         if uses_channels_last(cfg):  # before any optimiser state exists: parameters change layout in place
             objective.model.to(memory_format=torch.channels_last)

@@ -26,9 +26,10 @@ def default_best_metric(kind: str) -> str:
     return OBJECTIVES[kind].default_best_metric
 
 
-def cpu_bf16(kind: str) -> bool:
-    """Whether `train.precision: auto` may train this kind in bf16 on a CPU with native bf16."""
-    return OBJECTIVES[kind].cpu_bf16
+def cpu_bf16(objective) -> bool:
+    """Whether `train.precision: auto` may train this objective section in bf16 on a CPU with native bf16."""
+    checked = OBJECTIVES[objective.kind].cpu_bf16
+    return bool(checked(objective) if callable(checked) else checked)
 
 
 def input_noise(objective) -> tuple[float, bool]:

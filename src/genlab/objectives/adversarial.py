@@ -24,6 +24,11 @@ on real images only, the head is a fixed target G can fool with images no other 
 call that class; with G's images in its training, G gains most by drawing unambiguous members of
 the class (the bias towards easily classified samples that Shu et al. 2017 describe).
 
+In a bf16 run D's own step stays in fp32 (`d_fp32: own_step`): with D in bf16 the conditional GAN's
+generator stopped using its noise (one image per class, recall near 0), while G in bf16 changed nothing,
+and D in fp32 on either of its passes restored the variety (README, "Devices"). Its own step is the one
+that shapes D's weights; the pass on G's step only carries G's gradient, so it keeps the run's precision.
+
 Split learning rates (optim.lr_g, optim.lr_d) give G and D their own Adam (the anime-faces DCGAN
 experiment: G 1e-4, D 2e-4). Generated images for a conditional model use labels drawn uniformly over
 the classes. Its section is `objective: {kind: adversarial, ...}`.
@@ -72,6 +77,10 @@ class AdversarialConfig(Section):
     d_loss_floor: float = Field(0.01, ge=0.0)
     g_loss_ceiling: float = Field(20.0, gt=0.0)
     stop_on_collapse: bool = False
+    # Which of D's passes stay in fp32 in a bf16/fp16 run: "own_step" keeps D's own update (its forward on
+    # real and generated images and its backward) out of autocast, "always" also D's pass on G's step,
+    # "never" leaves D in the run's precision. The same in fp32 runs. The module's docstring says why.
+    d_fp32: Literal["own_step", "always", "never"] = "own_step"
 
     @field_validator("diffaugment")
     @classmethod
@@ -194,11 +203,17 @@ class Adversarial(Objective):
     def _real_labels(self, batch: Batch) -> torch.Tensor | None:
         return batch.labels if self.model.conditional else None
 
-    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D in training: behind DiffAugment's transforms when the config names any."""
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None, own_step: bool
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D in training: behind DiffAugment's transforms when the config names any, and outside autocast
+        where `d_fp32` says."""
         if self.policies:
             x = diffaugment.augment(x, self.policies)
-        return self.model.discriminate_with_classes(x, labels)
+        if self.cfg.d_fp32 == "never" or (self.cfg.d_fp32 == "own_step" and not own_step) \
+                or not torch.is_autocast_enabled(x.device.type):
+            return self.model.discriminate_with_classes(x, labels)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.model.discriminate_with_classes(x.float(), labels)
 
     def _score_terms(self, out_real: torch.Tensor, out_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """What D's outputs say: its mean probability of real for BCE, its mean raw score otherwise."""
@@ -229,8 +244,8 @@ class Adversarial(Objective):
         with contextlib.nullcontext() if g_step else torch.no_grad():  # no graph through G that G won't use
             fake = self.model.generator(z, y_fake)
 
-        out_real, cls_real = self._d(real, y_real)
-        out_fake, cls_fake = self._d(fake.detach(), y_fake)
+        out_real, cls_real = self._d(real, y_real, own_step=True)
+        out_fake, cls_fake = self._d(fake.detach(), y_fake, own_step=True)
         loss_d_real, loss_d_fake = gan_losses.d_terms(cfg.loss, out_real, out_fake, cfg.real_target,
                                                       cfg.fake_target)
         loss_d = loss_d_real + loss_d_fake
@@ -248,7 +263,7 @@ class Adversarial(Objective):
                      {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake, **extra})
 
         if g_step:
-            out_g, cls_g = self._d(fake, y_fake)
+            out_g, cls_g = self._d(fake, y_fake, own_step=False)
             loss_g, g_class = self._g_terms(out_g, cls_g, y_fake)
             stepper.step(loss_g, self.optimizers["generator"], {"loss_g": loss_g, **g_class})
             self.model.update_average()
@@ -332,4 +347,7 @@ ENTRY = ObjectiveEntry(
     summary="GAN training in the textbook order (D on real, D on detached fakes, then G), label smoothing, AC-GAN",
     checks=check_lipschitz, learning_rates=_learning_rates, resumable=frozenset({"stop_on_collapse"}),
     units=term_units, train_note=training_note,
+    # the bce game with D's own step in fp32: cgan_mnist_recommended and dcgan_anime64_recommended, 2 seeds each
+    # against fp32 (README, "Devices"); hinge (SNGAN) and Wasserstein (WGAN-GP) not yet
+    cpu_bf16=lambda o: o.loss == "bce",
 )

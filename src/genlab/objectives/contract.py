@@ -122,9 +122,10 @@ class ObjectiveEntry:
     log-likelihood in nats differ by orders of magnitude, and a reader of a curve or a table cannot tell
     which without it). train_note(section): how the training terms differ from the validation ones, when
     they do (a KL warm-up weight, augmentation), so a training loss that rises is not read as a fault.
-    cpu_bf16: whether `train.precision: auto` may pick bf16 autocast on a CPU with native bf16 for this kind.
-    bf16 is 1.4-2× the fp32 step there, but it changed what some families learn, so a kind says yes only
-    once its recommended configs scored within the fp32 runs' spread in bf16 (README, "Devices").
+    cpu_bf16: whether `train.precision: auto` may pick bf16 autocast on a CPU with native bf16 for this kind,
+    or a function of its section saying it for these settings. bf16 is 1.1-2× the fp32 step there, but it
+    changed what some families learn, so a kind says yes only for the settings whose recommended configs
+    scored within the fp32 runs' spread in bf16 (README, "Devices").
     """
 
     kind: str
@@ -139,4 +140,4 @@ class ObjectiveEntry:
     resumable: frozenset[str] = frozenset()
     units: Callable[[Any], dict[str, str]] = no_units
     train_note: Callable[[Any], str | None] = no_note
-    cpu_bf16: bool = False
+    cpu_bf16: bool | Callable[[Any], bool] = False
