@@ -256,6 +256,23 @@ def test_subprocess_error_exit_code_and_no_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_genlab_command_exits_without_teardown_but_with_every_line_written(tmp_path):
+    """`genlab` (cli.entry) leaves with os._exit once its exit handlers ran: the run's log file, stdout to a
+    pipe (block-buffered) and the exit code must all come through whole."""
+    env = {k: v for k, v in os.environ.items() if k != "GENLAB_DATA"}
+    proc = subprocess.run([sys.executable, "-m", "genlab", "train", "quickstart", *TINY, "--out", str(tmp_path),
+                           "--set", "train.figures=false", "--set", "train.progress=false"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (tmp_path / "quickstart" / "train.log").read_text().splitlines()
+    out = proc.stdout.strip().splitlines()
+    assert out[0] == f"run folder:   {tmp_path / 'quickstart'}" and out[-1].startswith("trained:      3 steps")
+    assert "reconstruction_heldout: psnr_mean" in log[-1]  # the run's last record reached its log file
+    bad = subprocess.run([sys.executable, "-m", "genlab", "train", "quickstart", "--set", "train.epoch=3"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("genlab: error:")
+
+
 # ------------------------------------------------------------------ a tiny real run
 
 

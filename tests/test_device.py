@@ -1,6 +1,9 @@
-"""Precision policy: what `train.precision: auto` picks on each device, and the CPU's native-bf16 probe."""
+"""Precision policy: what `train.precision: auto` picks on each device, the CPU's native-bf16 probe, determinism."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -73,3 +76,15 @@ def test_norm_layers_compute_in_fp32_under_bf16_autocast_when_asked():
         out = m(x)
     assert seen == [torch.bfloat16, torch.float32]
     assert out.dtype == torch.float32  # the last layer is a norm, which now outputs fp32
+
+
+def test_set_determinism_switches_both_ways_and_off_costs_no_inductor_import():
+    dev.set_determinism(0, True)
+    assert torch.are_deterministic_algorithms_enabled()
+    dev.set_determinism(0, False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    # torch.use_deterministic_algorithms imports torch._inductor (about a second); the default needs no call
+    code = ("import sys, torch; from genlab.device import set_determinism; set_determinism(0, False); "
+            "print('torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

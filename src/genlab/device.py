@@ -99,5 +99,5 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    else:
+    elif torch.are_deterministic_algorithms_enabled():  # the call imports torch._inductor: ~1 s of start-up
         torch.use_deterministic_algorithms(False)

@@ -9,9 +9,13 @@ print one paragraph, no traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
+import os
 import sys
 import textwrap
+import threading
 
 from genlab import __version__
 from genlab.errors import GenlabError, TrainingInterrupted
@@ -115,3 +119,19 @@ def setup_logging() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
+
+
+def entry() -> None:
+    """The `genlab` command: `main`, then an exit that skips the interpreter's teardown once nothing is left to
+    do. Tearing down a process that has imported torch and trained took about a second after the last line
+    was written (1.0 s of a 12 s one-epoch β-VAE run), time the user waits for nothing. Exit handlers (log
+    files, trackers) still run and both streams are flushed; a live non-daemon thread gets the usual exit."""
+    code = main()
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
