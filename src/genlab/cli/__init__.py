@@ -127,6 +127,7 @@ def entry() -> None:
     was written (1.0 s of a 12 s one-epoch β-VAE run), time the user waits for nothing. Exit handlers (log
     files, trackers) still run and both streams are flushed; a live non-daemon thread gets the usual exit."""
     code = main()
+    code = code if isinstance(code, int) else 0 if code is None else 1  # as sys.exit would map it
     if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
         sys.exit(code)
     atexit._run_exitfuncs()
