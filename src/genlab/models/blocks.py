@@ -7,6 +7,7 @@ records the spatial size after each stride-2 convolution and the transposed conv
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {
@@ -15,7 +16,19 @@ ACTIVATIONS = {
     "silu": lambda: nn.SiLU(inplace=True),
     "tanh": nn.Tanh,  # the likelihood papers' MLPs (Kingma & Welling 2014; Burda et al. 2016)
 }
-OUTPUT_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
+
+
+class Sigmoid32(nn.Sigmoid):
+    """A sigmoid whose output is fp32 under autocast. Its outputs are a Bernoulli decoder's probabilities,
+    and the likelihood needs log(1 - p): bf16 resolves p near 1 only to 2^-8, so every p above 0.998 would
+    round to 1 and the pixel's log-likelihood to the clamp's floor. A tanh's outputs are pixel values, where
+    bf16's resolution near ±1 is the 8-bit pixel's, so tanh keeps the run's precision."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x.float())
+
+
+OUTPUT_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": Sigmoid32, "none": nn.Identity}
 
 
 def activation(name: str) -> nn.Module:
