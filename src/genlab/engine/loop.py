@@ -104,17 +104,20 @@ class Loop:
     def state(self) -> dict:
         return capture(self)
 
-    def save(self, which: str = "last") -> Path:
+    def save(self, *which: str) -> Path:
         """Rank 0 writes; every process takes part (the state gathers each one's RNG) and waits until the
-        file is complete, so a process that exits next cannot make torchrun stop rank 0 half way."""
-        path = self.run.last if which == "last" else self.run.best
+        file is complete, so a process that exits next cannot make torchrun stop rank 0 half way. Several
+        names ("best", "last") write one state serialised once; the path returned is the last one's."""
+        paths = [self.run.last if w == "last" else self.run.best for w in which or ("last",)]
         with self.phases.span("checkpoints"):
             distributed.broadcast_buffers(self.objective.model)
             state = self.state()
             if distributed.is_main():
-                checkpoint.save_atomic(state, path)
+                payload = checkpoint.encode(state)
+                for path in paths:
+                    checkpoint.write_encoded(payload, path)
             distributed.barrier()
-        return path
+        return paths[-1]
 
     def restore(self, state: dict, source: Path) -> None:
         """Load a checkpoint (read onto the CPU) into the parts; refuse one from an incompatible run."""
@@ -307,7 +310,10 @@ class Loop:
             with self.phases.span("epoch_end_hooks"):
                 for h in self.hooks:
                     h.on_epoch_end(self)
-        self.save("last")
+        # A new best at this epoch end is the state last.pt gets: written from one serialisation, best first,
+        # so that a kill between the two files leaves no last.pt whose best record names a best.pt not written.
+        best = self.hook("best")
+        self.save(*(("best",) if best is not None and best.take_due() else ()), "last")
         return val
 
 
