@@ -77,23 +77,6 @@ def test_best_checkpoint_tracks_lowest_validation_loss(tmp_path):
     assert best["hooks"]["best"]["value"] == pytest.approx(min(losses), rel=1e-5)
 
 
-def test_a_new_best_at_an_epoch_end_is_last_pt_serialised_once(tmp_path, monkeypatch):
-    writes, encoded = [], []
-    encode, write = checkpoint.encode, checkpoint.write_encoded
-    monkeypatch.setattr(checkpoint, "encode", lambda state: encoded.append(encode(state)) or encoded[-1])
-    monkeypatch.setattr(checkpoint, "write_encoded", lambda payload, path: writes.append((payload, path.name))
-                        or write(payload, path))
-    train(tiny_config(), out=tmp_path)
-    bests = [i for i, (_, name) in enumerate(writes) if name == "best.pt"]
-    assert bests and writes[-1][1] == "last.pt"
-    for i in bests:  # each best is written first, then the same bytes as last.pt
-        assert writes[i + 1][1] == "last.pt" and writes[i + 1][0] is writes[i][0]
-    assert len(encoded) == len(writes) - len(bests)
-    ck = tmp_path / "tiny" / "checkpoints"
-    if writes[-2][1] == "best.pt":
-        assert (ck / "best.pt").read_bytes() == (ck / "last.pt").read_bytes()
-
-
 def test_resume_a_finished_run_with_more_epochs_continues(tmp_path):
     train(tiny_config(), out=tmp_path)  # cosine schedule: the learning rate reached 0 at the end
     before = _weights(tmp_path / "tiny")

@@ -28,12 +28,6 @@ PAUSE_ENV = "GENLAB_TEST_PAUSE_IN_CHECKPOINT"
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    write_encoded(encode(state), path)
-
-
-def encode(state: dict[str, Any]) -> memoryview:
-    """The file's bytes. Apart from `save_atomic` so that one state written to two files (best.pt and
-    last.pt at the same epoch end) is serialised once (0.15-0.17 s for 40 MB here, against 0.14-0.18 s to write it)."""
     buf = io.BytesIO()
     torch.save(state, buf)
     blob = buf.getvalue()
@@ -45,10 +39,8 @@ def encode(state: dict[str, Any]) -> memoryview:
     }
     out = io.BytesIO()
     torch.save(wrapper, out)
-    return out.getbuffer()
+    payload = out.getbuffer()
 
-
-def write_encoded(payload: memoryview, path: Path) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             f.write(payload[: len(payload) // 2])

@@ -104,20 +104,17 @@ class Loop:
     def state(self) -> dict:
         return capture(self)
 
-    def save(self, *which: str) -> Path:
+    def save(self, which: str = "last") -> Path:
         """Rank 0 writes; every process takes part (the state gathers each one's RNG) and waits until the
-        file is complete, so a process that exits next cannot make torchrun stop rank 0 half way. Several
-        names ("best", "last") write one state serialised once; the path returned is the last one's."""
-        paths = [self.run.last if w == "last" else self.run.best for w in which or ("last",)]
+        file is complete, so a process that exits next cannot make torchrun stop rank 0 half way."""
+        path = self.run.last if which == "last" else self.run.best
         with self.phases.span("checkpoints"):
             distributed.broadcast_buffers(self.objective.model)
             state = self.state()
             if distributed.is_main():
-                payload = checkpoint.encode(state)
-                for path in paths:
-                    checkpoint.write_encoded(payload, path)
+                checkpoint.save_atomic(state, path)
             distributed.barrier()
-        return paths[-1]
+        return path
 
     def restore(self, state: dict, source: Path) -> None:
         """Load a checkpoint (read onto the CPU) into the parts; refuse one from an incompatible run."""
@@ -310,10 +307,7 @@ class Loop:
             with self.phases.span("epoch_end_hooks"):
                 for h in self.hooks:
                     h.on_epoch_end(self)
-        # A new best at this epoch end is the state last.pt gets: written from one serialisation, best first,
-        # so that a kill between the two files leaves no last.pt whose best record names a best.pt not written.
-        best = self.hook("best")
-        self.save(*(("best",) if best is not None and best.take_due() else ()), "last")
+        self.save("last")
         return val
 
 

@@ -20,22 +20,13 @@ class BestCheckpoint(Hook):
         self.metric, self.mode = metric, mode
         self.value: float | None = None
         self.epoch = self.step = -1
-        self.due = False
 
     def on_evaluation(self, loop: Loop, scope: str, values: dict[str, float]) -> None:
         value = values[self.metric]
         better = self.value is None or (value < self.value if self.mode == "min" else value > self.value)
         if math.isfinite(value) and better:
             self.value, self.epoch, self.step = value, loop.progress.epoch, loop.progress.step
-            if scope == "epoch":  # the loop writes it with last.pt, after the epoch's end (Loop._end_epoch)
-                self.due = True
-            else:
-                loop.save("best")
-
-    def take_due(self) -> bool:
-        """Whether the epoch end's validation found a new best that is not written yet; clears it."""
-        due, self.due = self.due, False
-        return due
+            loop.save("best")
 
     def record(self) -> dict[str, Any] | None:
         return None if self.value is None else {"value": self.value, "epoch": self.epoch, "step": self.step}
