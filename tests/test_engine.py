@@ -455,6 +455,17 @@ def test_a_non_finite_stop_is_summarised_as_a_failure_at_the_last_step_taken(tmp
 
 
 @pytest.mark.parametrize("native", [True, False])
+def test_asking_for_bf16_on_a_cpu_that_emulates_it_warns_before_training(tmp_path, monkeypatch, native):
+    from genlab import device
+
+    monkeypatch.setattr(device, "cpu_bf16_native", lambda: native)
+    out = train(with_overrides(tiny_config(), "train.epochs=1", "train.precision=bf16"), out=tmp_path)
+    log = (out.run.path / "train.log").read_text()
+    assert ("this CPU has no native bf16" in log) is not native
+    assert json.loads((out.run.path / "summary.json").read_text())["compute"]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("native", [True, False])
 def test_the_run_records_what_precision_auto_resolved_to(tmp_path, monkeypatch, native):
     from genlab import device
 
