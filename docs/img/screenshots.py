@@ -1,8 +1,9 @@
 """Redraw README's screenshots from run folders, in headless Chromium (selenium, part of genlab[dev]).
 
     python docs/img/screenshots.py --report RUN_A RUN_B --explore RUN [--out docs/img]
+    python docs/img/screenshots.py --report RUN_A RUN_B RUN_C RUN_D --report-name report_anime.png
 
-writes report_comparison.png (the comparison section of `genlab report RUN_A RUN_B` at a 1400 px window, its
+writes report_comparison.png (or --report-name; the comparison section of `genlab report RUN_A RUN_B` at a 1400 px window, its
 table and the first figures side by side)
 and explorer.png (the explorer's first screen on RUN at 1280 x 900, after its scores of the loaded
 checkpoint have arrived), and prints each file's size. Chromium is found as the tests find it
@@ -39,7 +40,7 @@ def browser(profile: Path):
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
 
 
-def report_shot(runs: list[Path], out: Path, work: Path) -> Path:
+def report_shot(runs: list[Path], out: Path, work: Path, name: str = "report_comparison.png") -> Path:
     from genlab.reporting import write_report
 
     page = write_report(runs, work / "report.html")
@@ -59,7 +60,7 @@ def report_shot(runs: list[Path], out: Path, work: Path) -> Path:
         b.save_screenshot(str(full))
     finally:
         b.quit()
-    shot = out / "report_comparison.png"
+    shot = out / name
     Image.open(full).crop(tuple(round(v) for v in box)).save(shot, optimize=True)
     return shot
 
@@ -93,12 +94,17 @@ def explorer_shot(run: Path, out: Path, work: Path) -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--report", type=Path, nargs="+", required=True, metavar="RUN")
-    p.add_argument("--explore", type=Path, required=True, metavar="RUN")
+    p.add_argument("--report", type=Path, nargs="+", metavar="RUN")
+    p.add_argument("--report-name", default="report_comparison.png", help="file name of the report's screenshot")
+    p.add_argument("--explore", type=Path, metavar="RUN")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = p.parse_args()
+    if not args.report and not args.explore:
+        p.error("give --report RUN [RUN ...], --explore RUN, or both")
     with tempfile.TemporaryDirectory() as tmp:
-        for shot in (report_shot(args.report, args.out, Path(tmp)), explorer_shot(args.explore, args.out, Path(tmp))):
+        shots = ([report_shot(args.report, args.out, Path(tmp), args.report_name)] if args.report else []) + \
+                ([explorer_shot(args.explore, args.out, Path(tmp))] if args.explore else [])
+        for shot in shots:
             size = Image.open(shot).size
             print(f"{shot}: {size[0]}x{size[1]} px, {shot.stat().st_size / 1e3:.0f} kB")
 
