@@ -324,7 +324,6 @@ def _precision_phrase(loop: Loop) -> str:
     return f"{loop.precision} autocast{norms} (train.precision {loop.cfg.train.precision})"
 
 
-
 def _emulated_bf16(loop: Loop) -> str | None:
     """A config may ask for bf16 by name (ddpm_anime64_cpu does, for this project's CPUs); on a CPU without
     native bf16 that is emulated, and slower than fp32, which is worth saying before an hour of training."""
