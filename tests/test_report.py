@@ -276,3 +276,19 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     image = Image.open(shot)
     assert image.size[1] > 900 and np.asarray(image.convert("L")).std() > 5, image.size
     print(f"headless Chromium: {time.monotonic() - started:.1f} s, screenshot {shot}")
+
+
+def test_the_objective_row_of_runs_of_different_kinds_names_only_each_runs_own_settings():
+    from genlab.reporting import RunInfo, setup_rows
+
+    def info(objective: dict) -> RunInfo:
+        config = {"model": {"name": "m"}, "objective": objective}
+        return RunInfo(run=None, label="r", config=config, history=[], metrics={}, figures={}, epoch_figures=[],
+                       summary={})
+
+    rows, differ = setup_rows([info({"kind": "reconstruction", "beta": 4.0}),
+                               info({"kind": "adversarial", "real_target": 0.9})])
+    vae, gan = dict(rows)["objective"]
+    assert "beta=4" in vae and "real_target" not in vae and "—" not in vae, vae
+    assert "real_target=0.9" in gan and "beta" not in gan and "—" not in gan, gan
+    assert "objective" in differ

@@ -356,8 +356,9 @@ def setup_rows(runs: list[RunInfo]) -> tuple[list[tuple[str, list[str]]], list[s
 
     def objective(st: dict[str, Any]) -> str:
         text = str(st.get("kind", "?"))
-        if varying:
-            text += ": " + ", ".join(f"{k}={_fmt(st.get(k, '—'))}" for k in varying)
+        own = [k for k in varying if k in st]  # a key of another kind's section is not a setting of this run
+        if own:
+            text += ": " + ", ".join(f"{k}={_fmt(st[k])}" for k in own)
         return text + (f" ({same} other settings alike)" if varying and same else "")
 
     def images(r: RunInfo) -> str:
