@@ -3,8 +3,8 @@
     python docs/img/screenshots.py --report RUN_A RUN_B --explore RUN [--out docs/img]
     python docs/img/screenshots.py --report RUN_A RUN_B RUN_C RUN_D --report-name report_anime.png
 
-writes report_comparison.png (or --report-name; the comparison section of `genlab report RUN_A RUN_B` at a 1400 px window, its
-table and the first figures side by side)
+writes report_comparison.png (or --report-name; the comparison section of `genlab report RUN_A RUN_B` at a
+1400 px window, its table and the first figures side by side)
 and explorer.png (the explorer's first screen on RUN at 1280 x 900, after its scores of the loaded
 checkpoint have arrived), and prints each file's size. Chromium is found as the tests find it
 ($GENLAB_CHROMIUM, /usr/bin/chromium, or on PATH).
