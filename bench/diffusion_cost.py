@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from compile_speed import _block as block_rate  # noqa: E402  (img/s of a block, its closing save left out)
 from recommended_cost import trainer_for  # noqa: E402
 
 from genlab.config import PACKAGED_CONFIGS, RunConfig, load, validate  # noqa: E402
@@ -35,12 +36,6 @@ def diffusion_configs() -> list[str]:
 
 def with_precision(cfg: RunConfig, precision: str) -> RunConfig:
     return validate({**cfg.to_dict(), "train": {**cfg.train.model_dump(mode="json"), "precision": precision}})
-
-
-def block_rate(loop, steps: int) -> float:
-    start, t = loop.progress.images, time.perf_counter()
-    loop.fit(stop_after_steps=loop.progress.step + steps)
-    return (loop.progress.images - start) / (time.perf_counter() - t)
 
 
 def sample_seconds(model, n: int = 4) -> float:
