@@ -379,9 +379,14 @@ def _export_prior(model: nn.Module, out: Path) -> Path | None:
         return None
     path = out / PRIOR
 
+    # The buffer is float32: its weights sum to 1 only to ~1e-7, and numpy's Generator.choice, which a consumer
+    # draws k with, refuses p whose float64 sum is off by more than ~1e-8. Renormalised in float64 here.
+    weights = prior.weights.double().numpy()
+    weights = weights / weights.sum()
+
     def write(tmp: Path) -> None:
         with tmp.open("wb") as fh:
-            np.savez(fh, weights=prior.weights.double().numpy(), means=prior.means.double().numpy(),
+            np.savez(fh, weights=weights, means=prior.means.double().numpy(),
                      scale_tril=prior.scale_tril.double().numpy())
 
     atomic_write(path, write)
