@@ -3,7 +3,7 @@ checkpoint write, resumes every time and ends with exactly the weights and histo
 never interrupted.
 
 Each round starts `genlab train --resume` in a child process, waits until it has done new work (or,
-in every fourth round, until it is paused inside a checkpoint write by the test hook in
+in every third round, until it is paused inside a checkpoint write by the test hook in
 genlab.checkpoint), then kills it with SIGKILL after a random extra delay. After every kill the run
 folder must hold a loadable checkpoint. The config is deterministic, so the final weights must equal
 those of an uninterrupted run bit for bit.
@@ -26,13 +26,13 @@ import torch
 from genlab import checkpoint
 from genlab.checkpoint import PAUSE_ENV
 
-KILLS = 20
+KILLS = 12  # each round starts a Python that imports torch: 4 s of a round on an AVX2-only CPU
 SETTINGS = ["--set", "data.limit=256", "--set", "data.val_limit=32", "--set", "train.batch_size=16",
             "--set", "train.epochs=30", "--set", "train.checkpoint_every_steps=3", "--set", "train.seed=7",
             "--set", "train.deterministic=true", "--set", "train.threads=1", "--set", "train.progress=false",
             "--set", "train.figures=false", "--set", "train.epoch_samples=false", "--set", "model.hidden_dims=[8,16]",
             "--set", "model.latent_dim=4", "--set", "data.image_size=16"]
-TOTAL_STEPS = 30 * 256 // 16  # long enough that 20 kills land before the end on a fast machine
+TOTAL_STEPS = 30 * 256 // 16  # long enough that every kill lands before the end on a fast machine
 
 
 def _cli(*args: str) -> list[str]:
@@ -76,7 +76,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-def test_twenty_sigkills_lose_nothing(tmp_path):
+def test_a_dozen_sigkills_lose_nothing(tmp_path):
     rng = random.Random(0)
     out = tmp_path / "killed"
     run = out / "quickstart"
@@ -94,7 +94,7 @@ def test_twenty_sigkills_lose_nothing(tmp_path):
     kills, in_write, finished_early = 1, 0, 0
     while kills < KILLS:
         marker = tmp_path / f"paused-{kills}"
-        pause = kills % 4 == 0
+        pause = kills % 3 == 0
         env = _env(**{PAUSE_ENV: str(marker)}) if pause else _env()
         before = _progress(run)
         proc = subprocess.Popen(_cli("train", "--resume", str(run)), env=env, stdout=subprocess.DEVNULL,
@@ -119,7 +119,7 @@ def test_twenty_sigkills_lose_nothing(tmp_path):
 
     done = subprocess.run(_cli("train", "--resume", str(run)), env=_env(), capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr.decode()
-    assert kills >= KILLS and in_write >= KILLS // 4 - 1, (kills, in_write, finished_early)
+    assert kills >= KILLS and in_write >= (KILLS - 1) // 3 - 1, (kills, in_write, finished_early)
     assert not list((run / "checkpoints").glob(".*.tmp*")), "a half-written temporary file was left behind"
 
     steps = _step_rows(run)
