@@ -66,6 +66,28 @@ def test_every_step_count_starts_from_pure_noise(steps):
     assert timesteps == sorted(timesteps, reverse=True)
 
 
+
+def test_clip_sample_reaches_the_sampler_and_changes_the_samples():
+    """Off, a step's predicted x_0 is left unclipped: the same weights and noise give other images, and the
+    score protocol says so (on a small MNIST model the clip drew guided 1s as other digits)."""
+    clipped, free = _model(conditional=True), _model(conditional=True, clip_sample=False)
+    assert clipped.sampling_scheduler(3).config.clip_sample and not free.sampling_scheduler(3).config.clip_sample
+    assert "not clipped" in free.sampler_description and "clipped" not in clipped.sampler_description
+    for m in (clipped, free):  # a loud network: its x_0 predictions leave [-1, 1] at every step
+        m.sampling_unet.forward = _louder(m.sampling_unet.forward, 5.0)
+    z, y = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1, 2, 0])
+    a, b = clipped.denoise(z, y)[0], free.denoise(z, y)[0]
+    assert a.abs().max() <= 1 and b.abs().max() <= 1  # the final image is clamped either way
+    assert not torch.allclose(a, b, atol=1e-3)
+
+
+def _louder(forward, gain: float):
+    def wrapped(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        out.sample = out.sample * gain
+        return out
+    return wrapped
+
 def test_trajectory_keeps_predictions_from_noise_to_sample():
     m = _model()
     final, kept = m.denoise(torch.randn(2, 1, 16, 16), steps=6, keep=4)

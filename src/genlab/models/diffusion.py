@@ -70,7 +70,8 @@ class DiffusionModel(nn.Module):
     def sampler_description(self) -> str:
         """How samples are drawn, for every score's protocol: a score at 20 steps is not one at 50."""
         guided = f", classifier-free guidance {self.guidance_scale:g}" if self.conditional else ""
-        return f"DDIM, {self.sample_steps} steps, eta 0{guided}"
+        clipped = "" if self.scheduler_config.get("clip_sample", True) else ", predicted x_0 not clipped"
+        return f"DDIM, {self.sample_steps} steps, eta 0{guided}{clipped}"
 
     def training_scheduler(self) -> Any:
         return require_diffusers().DDPMScheduler(**self.scheduler_config)
@@ -154,7 +155,8 @@ class DiffusionModel(nn.Module):
 def ddpm(*, image_size: int, channels: int, num_classes: int = 0, widths: tuple[int, ...] = (64, 128, 128),
          layers_per_block: int = 2, attention: tuple[bool, ...] | None = None, norm_groups: int = 32,
          conditional: bool = False, timesteps: int = 1000, beta_schedule: str = "linear",
-         sample_steps: int = 50, guidance_scale: float = 2.0, ema_decay: float = 0.0) -> DiffusionModel:
+         sample_steps: int = 50, guidance_scale: float = 2.0, ema_decay: float = 0.0,
+         clip_sample: bool = True) -> DiffusionModel:
     diffusers = require_diffusers()
     if beta_schedule not in BETA_SCHEDULES:
         raise ValueError(f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)} (the schedules both the DDPM "
@@ -183,7 +185,7 @@ def ddpm(*, image_size: int, channels: int, num_classes: int = 0, widths: tuple[
         num_class_embeds=k + 1 if k else None,
     )
     scheduler = {"num_train_timesteps": timesteps, "beta_schedule": beta_schedule, "prediction_type": "epsilon",
-                 "clip_sample": True}
+                 "clip_sample": bool(clip_sample)}
     return DiffusionModel(unet, scheduler, (channels, image_size, image_size), k, sample_steps, guidance_scale,
                           ema_decay)
 
