@@ -66,7 +66,6 @@ def test_every_step_count_starts_from_pure_noise(steps):
     assert timesteps == sorted(timesteps, reverse=True)
 
 
-
 def test_clip_sample_reaches_the_sampler_and_changes_the_samples():
     """Off, a step's predicted x_0 is left unclipped: the same weights and noise give other images, and the
     score protocol says so (on a small MNIST model the clip drew guided 1s as other digits)."""
@@ -87,6 +86,7 @@ def _louder(forward, gain: float):
         out.sample = out.sample * gain
         return out
     return wrapped
+
 
 def test_trajectory_keeps_predictions_from_noise_to_sample():
     m = _model()
