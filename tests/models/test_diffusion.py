@@ -122,6 +122,7 @@ def test_a_checkpoint_without_the_average_starts_it_from_its_network():
     ({"sample_steps": 50}, "sample_steps must be between 1 and timesteps"),
     ({"beta_schedule": "sigmoid"}, "beta_schedule must be one of linear, scaled_linear, squaredcos_cap_v2"),
     ({"widths": ()}, "model.widths must be a list of positive integers"),
+    ({"clip_sample": "no"}, "clip_sample must be true or false"),
 ])
 def test_impossible_builds_are_clear_errors(kwargs, says):
     with pytest.raises(GenlabError, match=says):

@@ -174,6 +174,8 @@ def ddpm(*, image_size: int, channels: int, num_classes: int = 0, widths: tuple[
                          f"image_size must be a multiple of {2 ** (len(widths) - 1)} (got {image_size})")
     if conditional and not num_classes:
         raise ValueError("conditional ddpm needs a labelled data set (one sub-folder per class, or labels)")
+    if not isinstance(clip_sample, bool):  # bool("no") is True: a quoted value would silently clip
+        raise ValueError(f"clip_sample must be true or false; got {clip_sample!r}")
     if sample_steps < 1 or sample_steps > timesteps:
         raise ValueError(f"sample_steps must be between 1 and timesteps ({timesteps}); got {sample_steps}")
     k = num_classes if conditional else 0
@@ -185,7 +187,7 @@ def ddpm(*, image_size: int, channels: int, num_classes: int = 0, widths: tuple[
         num_class_embeds=k + 1 if k else None,
     )
     scheduler = {"num_train_timesteps": timesteps, "beta_schedule": beta_schedule, "prediction_type": "epsilon",
-                 "clip_sample": bool(clip_sample)}
+                 "clip_sample": clip_sample}
     return DiffusionModel(unet, scheduler, (channels, image_size, image_size), k, sample_steps, guidance_scale,
                           ema_decay)
 
